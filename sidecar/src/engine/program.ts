@@ -1,0 +1,99 @@
+/**
+ * What one requirement has become so far: its sub-tasks in order, each with its spec, code and
+ * syntax check. The engine's jobs fill it in; the user's edits replace parts of it.
+ */
+import type { CodeState, ProgramSnapshot, ProgramSubTask } from "../protocol";
+import type { CodeArtifact, ResourceLimits, SubTask, SyntaxCheck, TaskSpec } from "../schemas";
+import { renderSpecMarkdown } from "../pipeline/requirementTransformation";
+import type { ProgramPart } from "../pipeline/assembleProgram";
+
+export class Program {
+  subTasks: ProgramSubTask[] = [];
+  outDir: string | null = null;
+  files: string[] = [];
+  busyJobs = 0;
+  private nextSubTaskNumber = 1;
+
+  constructor(
+    readonly id: string,
+    readonly requirement: string,
+    readonly limits: ResourceLimits | null,
+  ) {}
+
+  private newSubTaskId(): string {
+    return `${this.id}-st${this.nextSubTaskNumber++}`;
+  }
+
+  setDecomposition(subTasks: SubTask[]): ProgramSubTask[] {
+    this.subTasks = subTasks.map((subTask) => ({ id: this.newSubTaskId(), subTask, spec: null, specMarkdown: null, artifact: null, syntax: null, codeState: "pending" }));
+    return this.subTasks;
+  }
+
+  find(subTaskId: string): ProgramSubTask | undefined {
+    return this.subTasks.find((entry) => entry.id === subTaskId);
+  }
+
+  /** Replaces the list; unchanged known sub-tasks keep their spec and code. */
+  replaceSubTasks(entries: { id?: string; subTask: SubTask }[]): void {
+    const unknown = entries.find((entry) => entry.id !== undefined && !this.find(entry.id));
+    if (unknown) throw new Error(`unknown sub-task id ${unknown.id}`);
+    const previousOrder = this.subTasks.map((entry) => entry.id);
+    const kept = entries.map((entry) => {
+      const existing = entry.id ? this.find(entry.id) : undefined;
+      if (existing && JSON.stringify(existing.subTask) === JSON.stringify(entry.subTask)) return existing;
+      return { id: existing?.id ?? this.newSubTaskId(), subTask: entry.subTask, spec: null, specMarkdown: null, artifact: null, syntax: null, codeState: "pending" as CodeState };
+    });
+    // Code written against earlier sub-tasks' outputs is stale once the order before it changes.
+    const newOrder = kept.map((entry) => entry.id);
+    kept.forEach((entry, index) => {
+      const prefixChanged = newOrder.slice(0, index).join() !== previousOrder.slice(0, previousOrder.indexOf(entry.id)).join();
+      if (prefixChanged && entry.artifact) entry.codeState = "stale";
+    });
+    this.subTasks = kept;
+  }
+
+  setSpec(subTaskId: string, spec: TaskSpec): void {
+    const entry = this.find(subTaskId)!;
+    entry.spec = spec;
+    entry.specMarkdown = renderSpecMarkdown(spec);
+    if (entry.artifact) entry.codeState = "stale";
+  }
+
+  setCode(subTaskId: string, artifact: CodeArtifact, syntax: SyntaxCheck): void {
+    const entry = this.find(subTaskId)!;
+    entry.artifact = artifact;
+    entry.syntax = syntax;
+    entry.codeState = syntax.checked && !syntax.ok ? "syntaxError" : "done";
+  }
+
+  specsBefore(subTaskId: string): TaskSpec[] {
+    const index = this.subTasks.findIndex((entry) => entry.id === subTaskId);
+    return this.subTasks.slice(0, index).flatMap((entry) => (entry.spec ? [entry.spec] : []));
+  }
+
+  needsCode(entry: ProgramSubTask): boolean {
+    return entry.artifact === null || entry.codeState === "stale" || entry.codeState === "pending" || entry.codeState === "failed";
+  }
+
+  /** The parts ready to assemble, or the first sub-task that is not. */
+  parts(): { parts: ProgramPart[] } | { missing: ProgramSubTask } {
+    const parts: ProgramPart[] = [];
+    for (const entry of this.subTasks) {
+      if (!entry.spec || !entry.artifact || entry.codeState === "stale") return { missing: entry };
+      parts.push({ subTask: entry.subTask, spec: entry.spec, artifact: entry.artifact });
+    }
+    return { parts };
+  }
+
+  snapshot(): ProgramSnapshot {
+    return {
+      programId: this.id,
+      requirement: this.requirement,
+      limits: this.limits,
+      subTasks: structuredClone(this.subTasks),
+      outDir: this.outDir,
+      files: [...this.files],
+      busy: this.busyJobs > 0,
+    };
+  }
+}

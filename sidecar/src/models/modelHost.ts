@@ -1,0 +1,232 @@
+/**
+ * Holds the loaded models of the three roles. Each distinct GGUF file is loaded once; each role
+ * gets its own context (with its LoRA adapters, fixed per context) and one sequence. With the
+ * default profile that is one base model and three contexts: the memory-saving layout.
+ */
+import { access } from "node:fs/promises";
+import {
+  readGgufFileInfo,
+  LlamaChatSession,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaGrammar,
+  type LlamaModel,
+} from "node-llama-cpp";
+import { roleNames, type RoleName } from "../schemas";
+import { DEFAULT_CONTEXT_SIZE, defaultThreadCount, type EngineSettings } from "../settings";
+import type { GenerationRequest, GenerationResult, RoleModels, StopReason } from "../pipeline/structuredGeneration";
+import type { ResolvedModels } from "./manifest";
+
+export class ModelLoadError extends Error {
+  constructor(
+    readonly code: "MODEL_NOT_FOUND" | "MODEL_INVALID" | "ADAPTER_MISMATCH" | "MODEL_LOAD_FAILED",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ModelLoadError";
+  }
+}
+
+export interface LoadedModelInfo {
+  profile: string;
+  roles: Record<RoleName, { modelPath: string; adapters: { path: string; scale: number }[]; contextSize: number }>;
+  distinctModels: number;
+  threads: number;
+  gpu: string | false;
+  gpuLayers: Record<string, number>;
+  loadMs: number;
+}
+
+interface RoleRuntime {
+  context: LlamaContext;
+  sequence: LlamaContextSequence;
+}
+
+export interface LoadOptions {
+  signal?: AbortSignal;
+  /** 0..1 over all files to load. */
+  onProgress?(progress: number, message: string): void;
+}
+
+async function readValidGguf(filePath: string, what: string) {
+  try {
+    await access(filePath);
+  } catch {
+    throw new ModelLoadError("MODEL_NOT_FOUND", `${what} not found: ${filePath}`);
+  }
+  try {
+    return await readGgufFileInfo(filePath, { readTensorInfo: true, logWarnings: false });
+  } catch (error) {
+    throw new ModelLoadError("MODEL_INVALID", `${what} ${filePath} is not a valid GGUF file: ${(error as Error).message}`);
+  }
+}
+
+type GgufInfo = Awaited<ReturnType<typeof readGgufFileInfo>>;
+
+/** Checks an adapter against its base before llama.cpp sees it, to name the mismatch plainly. */
+export function checkAdapterMatchesBase(adapterPath: string, adapter: GgufInfo, basePath: string, base: GgufInfo): void {
+  const metadata = adapter.metadata as Record<string, any>;
+  const baseArchitecture = (base.metadata as Record<string, any>).general?.architecture;
+  const adapterArchitecture = metadata.general?.architecture;
+  if (metadata.general?.type !== undefined && metadata.general.type !== "adapter")
+    throw new ModelLoadError("ADAPTER_MISMATCH", `${adapterPath} is not a LoRA adapter (general.type is "${metadata.general.type}").`);
+  if (adapterArchitecture !== baseArchitecture)
+    throw new ModelLoadError("ADAPTER_MISMATCH", `Adapter ${adapterPath} is for architecture "${adapterArchitecture}" but the base model ${basePath} is "${baseArchitecture}".`);
+  const baseShapes = new Map((base.fullTensorInfo ?? base.tensorInfo ?? []).map((tensor) => [tensor.name, tensor.dimensions.map(Number)]));
+  for (const tensor of adapter.fullTensorInfo ?? adapter.tensorInfo ?? []) {
+    const match = tensor.name.match(/^(.*)\.lora_([ab])$/);
+    if (!match) continue;
+    const baseShape = baseShapes.get(match[1]);
+    if (!baseShape)
+      throw new ModelLoadError("ADAPTER_MISMATCH", `Adapter ${adapterPath} targets ${match[1]}, which the base model ${basePath} does not have.`);
+    const shape = tensor.dimensions.map(Number);
+    const [expected, actual] = match[2] === "a" ? [baseShape[0], shape[0]] : [baseShape[1], shape[1]];
+    if (expected !== actual)
+      throw new ModelLoadError(
+        "ADAPTER_MISMATCH",
+        `Adapter ${adapterPath} does not match the base model ${basePath}: ${tensor.name} has ${match[2] === "a" ? "input" : "output"} size ${actual}, the base's ${match[1]} has ${expected}.`,
+      );
+  }
+}
+
+export class ModelHost implements RoleModels {
+  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+  private disposed = false;
+
+  private constructor(
+    private readonly llama: Llama,
+    private readonly models: Map<string, LlamaModel>,
+    private readonly roles: Record<RoleName, RoleRuntime>,
+    private readonly settings: EngineSettings,
+    readonly info: LoadedModelInfo,
+  ) {}
+
+  static async load(llama: Llama, resolved: ResolvedModels, settings: EngineSettings, options: LoadOptions = {}): Promise<ModelHost> {
+    const started = performance.now();
+    const threads = settings.threads ?? resolved.threads ?? defaultThreadCount();
+    const contextSize = settings.contextSize ?? resolved.contextSize ?? DEFAULT_CONTEXT_SIZE;
+
+    const modelPaths = [...new Set(roleNames.map((role) => resolved.roles[role].modelPath))];
+    const infos = new Map<string, GgufInfo>();
+    for (const modelPath of modelPaths) infos.set(modelPath, await readValidGguf(modelPath, "Model file"));
+    for (const role of roleNames) {
+      const { modelPath, adapters } = resolved.roles[role];
+      for (const adapter of adapters) {
+        const adapterInfo = await readValidGguf(adapter.path, `${role.toUpperCase()} adapter file`);
+        checkAdapterMatchesBase(adapter.path, adapterInfo, modelPath, infos.get(modelPath)!);
+      }
+    }
+
+    const models = new Map<string, LlamaModel>();
+    const contexts: LlamaContext[] = [];
+    try {
+      for (const [index, modelPath] of modelPaths.entries()) {
+        options.onProgress?.(index / modelPaths.length, `Loading ${modelPath}`);
+        try {
+          models.set(
+            modelPath,
+            await llama.loadModel({
+              modelPath,
+              gpuLayers: settings.gpuLayers === "auto" ? "auto" : settings.gpuLayers,
+              loadSignal: options.signal,
+              onLoadProgress: (progress) => options.onProgress?.((index + progress) / modelPaths.length, `Loading ${modelPath}`),
+            }),
+          );
+        } catch (error) {
+          if (options.signal?.aborted) throw error;
+          throw new ModelLoadError("MODEL_LOAD_FAILED", `llama.cpp could not load ${modelPath}: ${(error as Error).message}`);
+        }
+      }
+      const roles = {} as Record<RoleName, RoleRuntime>;
+      for (const role of roleNames) {
+        const { modelPath, adapters } = resolved.roles[role];
+        const model = models.get(modelPath)!;
+        let context: LlamaContext;
+        try {
+          context = await model.createContext({
+            contextSize: Math.min(contextSize, model.trainContextSize),
+            threads,
+            sequences: 1,
+            lora: adapters.length ? { adapters: adapters.map((adapter) => ({ filePath: adapter.path, scale: adapter.scale })) } : undefined,
+            createSignal: options.signal,
+          });
+        } catch (error) {
+          if (options.signal?.aborted) throw error;
+          throw new ModelLoadError("MODEL_LOAD_FAILED", `Could not create the ${role.toUpperCase()} context on ${modelPath}: ${(error as Error).message}`);
+        }
+        contexts.push(context);
+        roles[role] = { context, sequence: context.getSequence() };
+      }
+      options.onProgress?.(1, "Models ready");
+      const info: LoadedModelInfo = {
+        profile: resolved.profile,
+        roles: Object.fromEntries(
+          roleNames.map((role) => [role, { ...resolved.roles[role], contextSize: roles[role].context.contextSize }]),
+        ) as LoadedModelInfo["roles"],
+        distinctModels: models.size,
+        threads,
+        gpu: llama.gpu,
+        gpuLayers: Object.fromEntries([...models].map(([modelPath, model]) => [modelPath, model.gpuLayers])),
+        loadMs: Math.round(performance.now() - started),
+      };
+      return new ModelHost(llama, models, roles, settings, info);
+    } catch (error) {
+      for (const context of contexts) await context.dispose();
+      for (const model of models.values()) await model.dispose();
+      throw error;
+    }
+  }
+
+  private grammarFor(schema: GenerationRequest["jsonSchema"]): Promise<LlamaGrammar> {
+    const key = JSON.stringify(schema);
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      grammar = this.llama.createGrammarForJsonSchema(schema as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
+      this.grammars.set(key, grammar);
+    }
+    return grammar;
+  }
+
+  async generate(request: GenerationRequest): Promise<GenerationResult> {
+    if (this.disposed) throw new Error("The models were unloaded");
+    const { sequence } = this.roles[request.role];
+    const grammar = await this.grammarFor(request.jsonSchema);
+    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false });
+    const started = performance.now();
+    let firstTokenMs = -1;
+    let tokenCount = 0;
+    try {
+      const result = await session.promptWithMeta(request.userPrompt, {
+        grammar,
+        maxTokens: request.maxTokens,
+        signal: request.signal,
+        stopOnAbortSignal: true,
+        temperature: this.settings.temperature,
+        seed: this.settings.seed,
+        onToken(tokens) {
+          if (firstTokenMs < 0) firstTokenMs = performance.now() - started;
+          tokenCount += tokens.length;
+        },
+        onTextChunk: request.onTextChunk,
+      });
+      return {
+        text: result.responseText,
+        stopReason: result.stopReason as StopReason,
+        tokenCount,
+        firstTokenMs: Math.max(0, firstTokenMs),
+        totalMs: performance.now() - started,
+      };
+    } finally {
+      session.dispose({ disposeSequence: false });
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const role of roleNames) await this.roles[role].context.dispose();
+    for (const model of this.models.values()) await model.dispose();
+    this.grammars.clear();
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Checks Python syntax with the user's interpreter (compile() only: nothing generated is executed).
+ * Without an interpreter the check reports `checked: false` rather than guessing.
+ */
+import { spawn } from "node:child_process";
+import type { SyntaxCheck } from "../schemas";
+
+const CHECK_SCRIPT = [
+  "import sys, json",
+  "source = sys.stdin.buffer.read().decode('utf-8', 'replace')",
+  "try:",
+  "    compile(source, sys.argv[1], 'exec', dont_inherit=True)",
+  "    print(json.dumps({'ok': True}))",
+  "except SyntaxError as error:",
+  "    print(json.dumps({'ok': False, 'message': f'{type(error).__name__}: {error.msg}', 'line': error.lineno}))",
+  "except ValueError as error:",
+  "    print(json.dumps({'ok': False, 'message': f'ValueError: {error}'}))",
+].join("\n");
+
+export async function checkPythonSyntax(source: string, fileName: string, python = "python3"): Promise<SyntaxCheck> {
+  return new Promise((resolve) => {
+    let stdout = "";
+    let stderr = "";
+    let settled = false;
+    const finish = (check: SyntaxCheck) => {
+      if (!settled) {
+        settled = true;
+        resolve(check);
+      }
+    };
+    const child = spawn(python, ["-I", "-c", CHECK_SCRIPT, fileName], { stdio: ["pipe", "pipe", "pipe"] });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      finish({ checked: false, ok: false, message: "The syntax check timed out after 10 s" });
+    }, 10_000);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      finish({ checked: false, ok: false, message: `No Python interpreter to check syntax (${python}: ${error.message})` });
+    });
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    child.on("close", () => {
+      clearTimeout(timer);
+      try {
+        const result = JSON.parse(stdout.trim()) as { ok: boolean; message?: string; line?: number | null };
+        finish({ checked: true, ok: result.ok, ...(result.message ? { message: result.message } : {}), ...(typeof result.line === "number" ? { line: result.line } : {}) });
+      } catch {
+        finish({ checked: false, ok: false, message: `The syntax check did not run: ${stderr.trim().slice(0, 300) || "no output"}` });
+      }
+    });
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(source);
+  });
+}

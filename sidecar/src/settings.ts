@@ -1,0 +1,48 @@
+/**
+ * Engine settings: the user can set each one (VS Code settings, CLI flags); unset values are
+ * derived from the machine and the model profile, never from node-llama-cpp's own defaults
+ * (its default thread count is badly slow on small CPUs).
+ */
+import os from "node:os";
+import { z } from "zod";
+
+export const GpuSetting = z.union([z.literal("auto"), z.literal(false), z.enum(["cuda", "vulkan", "metal"])]);
+export type GpuSetting = z.infer<typeof GpuSetting>;
+
+export const StageTokenLimitsSchema = z.object({
+  td: z.number().int().positive().default(2048),
+  rtTarget: z.number().int().positive().default(256),
+  rtIo: z.number().int().positive().default(1024),
+  cg: z.number().int().positive().default(4096),
+});
+export type StageTokenLimits = z.infer<typeof StageTokenLimitsSchema>;
+
+export const EngineSettingsSchema = z.object({
+  /** CPU threads for evaluation; default: the profile's, else the machine's available parallelism. */
+  threads: z.number().int().positive().max(256).optional(),
+  gpu: GpuSetting.default("auto"),
+  /** Layers to offload to the GPU; "auto" lets node-llama-cpp fit them to free VRAM. */
+  gpuLayers: z.union([z.literal("auto"), z.number().int().min(0)]).default("auto"),
+  /** Context size per role; default: the profile's, else 4096. */
+  contextSize: z.number().int().min(256).max(131072).optional(),
+  /** 0 = greedy (reproducible); higher values sample. */
+  temperature: z.number().min(0).max(2).default(0),
+  seed: z.number().int().min(0).optional(),
+  maxTokens: StageTokenLimitsSchema.default(StageTokenLimitsSchema.parse({})),
+  /** Python interpreter used to check generated code. */
+  python: z.string().min(1).default("python3"),
+  /** Profile loaded when a job needs models and none are loaded; default: the manifest's default. */
+  profile: z.string().min(1).optional(),
+  /** One GGUF file for all three roles; takes precedence over `profile`. */
+  modelPath: z.string().min(1).optional(),
+  /** Path of the models manifest; default: the manifest shipped in models/. */
+  manifestPath: z.string().optional(),
+});
+export type EngineSettingsInput = z.input<typeof EngineSettingsSchema>;
+export type EngineSettings = z.infer<typeof EngineSettingsSchema>;
+
+export const DEFAULT_CONTEXT_SIZE = 4096;
+
+export function defaultThreadCount(): number {
+  return Math.max(1, os.availableParallelism());
+}
