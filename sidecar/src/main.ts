@@ -3,10 +3,21 @@
  * serves the protocol until `shutdown`/`exit`, until its client's process is gone, or until the
  * transport closes.
  */
-import { createConnection } from "vscode-languageserver/node";
+import { createConnection, StreamMessageWriter, type Connection } from "vscode-languageserver/node";
 import { serveEngine } from "./server/sidecarServer";
+import { TolerantMessageReader } from "./server/tolerantMessageReader";
 
-const connection = createConnection();
+function connect(): Connection {
+  if (!process.argv.includes("--stdio")) return createConnection();
+  const writer = new StreamMessageWriter(process.stdout);
+  const reader = new TolerantMessageReader(process.stdin, (problem, reply) => {
+    process.stderr.write(`gpiot-sidecar: bad input: ${problem}\n`);
+    if (reply) void writer.write({ jsonrpc: "2.0", id: reply.id, error: { code: reply.code, message: reply.message } } as never);
+  });
+  return createConnection(reader, writer);
+}
+
+const connection = connect();
 const served = serveEngine(connection, { debug: process.env.GPIOT_DEBUG === "1" });
 
 let exiting = false;
