@@ -37,6 +37,14 @@ export const EngineSettingsSchema = z.object({
   modelPath: z.string().min(1).optional(),
   /** Path of the models manifest; default: the manifest shipped in models/. */
   manifestPath: z.string().optional(),
+  // ---- models: downloads and storage (issue #4) ----
+  /** Never open a network connection: downloads are refused, nothing remote is read. */
+  offline: z.boolean().default(false),
+  /** Where downloaded models live; default: defaultModelsDir() (e.g. ~/.cache/gpiot/models). */
+  modelsDir: z.string().min(1).optional(),
+  /** Base URL used for `hf:` sources instead of https://huggingface.co/ (a mirror). */
+  downloadEndpoint: z.string().url().optional(),
+  // ---- end models ----
 });
 export type EngineSettingsInput = z.input<typeof EngineSettingsSchema>;
 export type EngineSettings = z.infer<typeof EngineSettingsSchema>;

@@ -9,7 +9,7 @@
  * HOME/TMPDIR/XDG_* pointed at a per-run temp folder that dispose() removes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, rmSync, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -109,9 +109,15 @@ export async function isolatedEnv(dir: string): Promise<Record<string, string>> 
   return env;
 }
 
+/**
+ * `{}` empties code-server's extension gallery (default: open-vsx.org), so neither the
+ * server nor the workbench tries the network. Pass env.EXTENSIONS_GALLERY to override.
+ */
+export const NO_GALLERY = "{}";
+
 function baseEnv(extra?: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...extra })) {
+  for (const [k, v] of Object.entries({ ...process.env, EXTENSIONS_GALLERY: NO_GALLERY, ...extra })) {
     if (v === undefined) continue;
     // Variables of an outer VS Code / Electron / code-server would confuse the inner one.
     if (/^(VSCODE_|ELECTRON_)/.test(k) || k === "CODE_SERVER_PARENT_PID") continue;
@@ -127,6 +133,31 @@ function isGroupAlive(pgid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Last-resort cleanup when the process exits (process.exit(), end of event loop)
+ * while instances are still running: SIGKILL their process groups and remove their
+ * temp dirs synchronously. Death by an unhandled signal skips 'exit' handlers, so a
+ * CLI should handle SIGINT/SIGTERM itself and dispose (run-suite.ts does).
+ */
+const exitCleanups = new Set<() => void>();
+let exitHookInstalled = false;
+export function onProcessExit(fn: () => void): () => void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const f of exitCleanups) {
+        try {
+          f();
+        } catch {
+          /* best effort */
+        }
+      }
+    });
+  }
+  exitCleanups.add(fn);
+  return () => exitCleanups.delete(fn);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -247,7 +278,20 @@ export async function startCodeServer(opts: StartCodeServerOptions): Promise<Cod
     pipeLines(child.stderr, log, opts.onOutput);
     const pid = child.pid;
     if (pid === undefined) throw new Error("could not spawn code-server");
-    await waitForHealthz(url, child, opts.startTimeoutMs ?? 30_000);
+    const unregister = onProcessExit(() => {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+      rmSync(tempDir, { recursive: true, force: true });
+    });
+    try {
+      await waitForHealthz(url, child, opts.startTimeoutMs ?? 30_000);
+    } catch (e) {
+      unregister();
+      throw e;
+    }
 
     let disposed: Promise<void> | undefined;
     const proc = child;
@@ -267,6 +311,7 @@ export async function startCodeServer(opts: StartCodeServerOptions): Promise<Cod
           proc.stderr?.destroy();
           await new Promise<void>((r) => logStream.end(r));
           await cleanupTemp();
+          unregister();
         })();
         return disposed;
       },

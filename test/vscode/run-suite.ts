@@ -9,12 +9,17 @@ import { runExtensionTestsInCodeServer } from "./runInCodeServer";
 const args = parseSuiteArgs(process.argv.slice(2));
 
 // Ctrl-C / SIGTERM: let runExtensionTestsInCodeServer's finally{} stop code-server
-// and Chromium (each in its own process group), then exit.
-let interrupted = 0;
+// and Chromium (each in its own process group), then exit. One Ctrl-C often arrives
+// more than once (the terminal signals the whole group and tsx/npx relay it), so only
+// a signal more than 2 s after the first forces an exit (the exit hook still kills
+// code-server's group).
+let firstSignalAt = 0;
 const controller = new AbortController();
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(sig, () => {
-    if (++interrupted > 1) process.exit(130);
+    if (firstSignalAt && Date.now() - firstSignalAt > 2000) process.exit(130);
+    if (firstSignalAt) return;
+    firstSignalAt = Date.now();
     console.error(`[vscode-test] ${sig}: stopping`);
     controller.abort();
   });

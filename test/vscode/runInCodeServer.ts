@@ -10,11 +10,11 @@
  * extension-host console output to `window.codeAutomationLog(level, message)`.
  */
 import { mkdir, mkdtemp, rm, writeFile, cp } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { isolatedEnv, startCodeServer, type CodeServerHandle } from "./codeServer";
+import { isolatedEnv, onProcessExit, startCodeServer, type CodeServerHandle } from "./codeServer";
 
 export const CHROMIUM_PATH = process.env.GPIOT_CHROMIUM ?? "/usr/bin/chromium";
 
@@ -97,7 +97,14 @@ async function launchBrowser(verbose: boolean): Promise<Browser> {
       env: { ...(process.env as Record<string, string>), ...env },
       viewport: { width: 1400, height: 900 },
       timeout: 60_000,
+      // Playwright's own handlers would process.exit(130) on Ctrl-C before our cleanup
+      // stops code-server; callers dispose() instead (and Playwright still kills
+      // Chromium on process exit).
+      handleSIGINT: false,
+      handleSIGTERM: false,
+      handleSIGHUP: false,
     });
+    const unregister = onProcessExit(() => rmSync(tempDir, { recursive: true, force: true }));
     const page = context.pages()[0] ?? (await context.newPage());
     if (verbose) {
       page.on("console", (m) => console.log(`[browser:${m.type()}] ${m.text()}`));
@@ -111,6 +118,7 @@ async function launchBrowser(verbose: boolean): Promise<Browser> {
         disposed ??= (async () => {
           await context.close().catch(() => undefined);
           await rm(tempDir, { recursive: true, force: true, maxRetries: 3 });
+          unregister();
         })();
         return disposed;
       },
@@ -120,6 +128,20 @@ async function launchBrowser(verbose: boolean): Promise<Browser> {
     throw e;
   }
 }
+
+/**
+ * Routine workbench chatter that arrives through the same channel as the extension
+ * host's console output; the default printer drops it unless verbose.
+ */
+export const WORKBENCH_NOISE: readonly RegExp[] = [
+  /^Resolving connection token /,
+  /^Resolved connection token /,
+  /^Creating a socket \(/,
+  /^Ignoring fetching additional builtin extensions from gallery/,
+  /^Updating additional builtin extensions cache/,
+  /^\[Service Worker\] registered/,
+  /^ChatSessionStore: Migrating/,
+];
 
 function defaultLog(level: string, message: string): void {
   // Mocha's reporters and console.log in the extension host arrive here line by line;
@@ -155,7 +177,7 @@ async function saveArtifacts(
       await mkdir(path.dirname(dest), { recursive: true });
       await writeFile(dest, l.contents);
     }
-    saved.push(path.join(logsDir, "workbench"));
+    saved.push(logsDir);
   }
   if (server) {
     // Server-side logs: code-server's output and the remote extension host's log files.
@@ -179,7 +201,12 @@ async function saveArtifacts(
  */
 export async function runExtensionTestsInCodeServer(opts: RunExtensionTestsOptions): Promise<number> {
   const verbose = opts.verbose ?? process.env.GPIOT_VSCODE_VERBOSE === "1";
-  const onLog = opts.onLog ?? defaultLog;
+  const onLog =
+    opts.onLog ??
+    ((level: string, message: string) => {
+      if (!verbose && WORKBENCH_NOISE.some((re) => re.test(message))) return;
+      defaultLog(level, message);
+    });
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
   let server: CodeServerHandle | undefined;
@@ -206,17 +233,20 @@ export async function runExtensionTestsInCodeServer(opts: RunExtensionTestsOptio
     browser = await launchBrowser(verbose);
     const { page } = browser;
 
+    let settle: (code: number) => void = () => undefined;
     const done = new Promise<number>((resolve) => {
-      void page.exposeFunction("codeAutomationLog", (level: string, message: unknown) => {
-        onLog(String(level), Array.isArray(message) ? message.map(String).join(" ") : String(message));
-      });
-      void page.exposeFunction("codeAutomationExit", (code: number, logs?: LogFile[]) => {
-        exitLogs = logs;
-        resolve(typeof code === "number" ? code : 1);
-      });
+      settle = resolve;
       timer = setTimeout(() => resolve(EXIT_TIMEOUT), opts.timeoutMs);
       if (opts.signal?.aborted) resolve(EXIT_ABORTED);
       opts.signal?.addEventListener("abort", () => resolve(EXIT_ABORTED), { once: true });
+    });
+    // Both must exist before the workbench script runs, hence before page.goto.
+    await page.exposeFunction("codeAutomationLog", (level: string, message: unknown) => {
+      onLog(String(level), Array.isArray(message) ? message.map(String).join(" ") : String(message));
+    });
+    await page.exposeFunction("codeAutomationExit", (code: number, logs?: LogFile[]) => {
+      exitLogs = logs;
+      settle(typeof code === "number" ? code : 1);
     });
     const url = workbenchUrl(server, opts.workspace, [
       ["extensionDevelopmentPath", remoteUri(server.port, opts.extensionDevelopmentPath)],
@@ -314,36 +344,45 @@ export async function openWorkbench(opts: OpenWorkbenchOptions): Promise<Workben
   }
 }
 
+export interface PaletteOptions {
+  /** Text the chosen entry must contain (default: what was typed). E.g. type "Hello", match "GPIoT: Hello". */
+  match?: string;
+  /** Give up after this long (default 60 s). */
+  timeoutMs?: number;
+  /** Wait this long for the entry after typing, and between attempts (default 1 s). */
+  retryEveryMs?: number;
+}
+
 /**
- * Opens the command palette with F1, types `label` and runs the first entry whose
- * label contains it. Retries (closing the palette in between) until the entry is
- * listed, because commands contributed by extensions appear only once the extension
- * host is up, a few seconds after the workbench paints.
+ * Opens the command palette with F1, types `text` and presses Enter on the first entry
+ * containing `match` (default `text`). Retries (closing the palette in between) until
+ * the entry is listed, because commands contributed by extensions appear only once the
+ * extension host is up, a few seconds after the workbench paints.
  */
-export async function runCommandFromPalette(
-  page: Page,
-  label: string,
-  { timeoutMs = 60_000, retryEveryMs = 1000 }: { timeoutMs?: number; retryEveryMs?: number } = {},
-): Promise<void> {
+export async function runCommandFromPalette(page: Page, text: string, opts: PaletteOptions = {}): Promise<void> {
+  const { match = text, timeoutMs = 60_000, retryEveryMs = 1000 } = opts;
   const deadline = Date.now() + timeoutMs;
   const input = page.locator(".quick-input-widget .quick-input-box input");
   const row = page
     .locator(".quick-input-widget .quick-input-list .monaco-list-row")
-    .filter({ hasText: label })
+    .filter({ hasText: match })
     .first();
   for (;;) {
     await page.locator(".monaco-workbench").click({ position: { x: 700, y: 450 }, force: true }).catch(() => undefined);
     await page.keyboard.press("F1");
     await input.waitFor({ state: "visible", timeout: 10_000 });
-    await input.fill(`>${label}`);
+    await input.fill(`>${text}`);
     try {
       await row.waitFor({ state: "visible", timeout: retryEveryMs });
-      await page.keyboard.press("Enter");
+      // Enter runs the focused (first) entry; click the matching one instead when it is not first.
+      const first = page.locator(".quick-input-widget .quick-input-list .monaco-list-row").first();
+      if ((await first.textContent())?.includes(match)) await page.keyboard.press("Enter");
+      else await row.click();
       return;
     } catch {
       await page.keyboard.press("Escape");
       if (Date.now() > deadline) {
-        throw new Error(`command "${label}" did not appear in the command palette within ${timeoutMs} ms`);
+        throw new Error(`"${match}" did not appear in the command palette within ${timeoutMs} ms`);
       }
       await page.waitForTimeout(retryEveryMs);
     }

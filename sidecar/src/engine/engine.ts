@@ -243,6 +243,7 @@ export class SynthesisEngine {
     const program = new Program(`p${this.nextId++}`, requirement, limits);
     this.programs.set(program.id, program);
     const review = params.review ?? "none";
+    if (params.outDir) program.requestedOutput = { outDir: params.outDir, overwrite: params.overwrite ?? false };
     const target = { outDir: params.outDir, overwrite: params.overwrite ?? false };
     const job = this.enqueue(program, "synthesize", async (job, timings) => {
       await this.runDecomposition(job, timings);
@@ -257,7 +258,9 @@ export class SynthesisEngine {
     const program = this.program(params.programId);
     this.assertIdle(program);
     if (program.subTasks.length === 0) throw new EngineError("NOTHING_TO_ASSEMBLE", `Program ${program.id} has no sub-tasks yet.`);
-    const target = { outDir: params.outDir, overwrite: params.overwrite ?? false };
+    const target = params.outDir
+      ? { outDir: params.outDir, overwrite: params.overwrite ?? false }
+      : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? false };
     const job = this.enqueue(program, "continue", (job, timings) => this.runRemaining(job, timings, params.review ?? "none", target));
     return { jobId: job.id };
   }

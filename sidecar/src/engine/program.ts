@@ -10,6 +10,8 @@ import type { ProgramPart } from "../pipeline/assembleProgram";
 export class Program {
   subTasks: ProgramSubTask[] = [];
   outDir: string | null = null;
+  /** Where the user asked the program to go, kept across review pauses. */
+  requestedOutput: { outDir: string; overwrite: boolean } | null = null;
   files: string[] = [];
   busyJobs = 0;
   private nextSubTaskNumber = 1;
@@ -43,11 +45,13 @@ export class Program {
       if (existing && JSON.stringify(existing.subTask) === JSON.stringify(entry.subTask)) return existing;
       return { id: existing?.id ?? this.newSubTaskId(), subTask: entry.subTask, spec: null, specMarkdown: null, artifact: null, syntax: null, codeState: "pending" as CodeState };
     });
-    // Code written against earlier sub-tasks' outputs is stale once the order before it changes.
+    // Code is written against the outputs of the sub-tasks before it: once that set changes, it is stale.
     const newOrder = kept.map((entry) => entry.id);
+    const setKey = (ids: string[]) => [...ids].sort().join();
     kept.forEach((entry, index) => {
-      const prefixChanged = newOrder.slice(0, index).join() !== previousOrder.slice(0, previousOrder.indexOf(entry.id)).join();
-      if (prefixChanged && entry.artifact) entry.codeState = "stale";
+      const before = previousOrder.indexOf(entry.id);
+      const earlierChanged = before < 0 || setKey(newOrder.slice(0, index)) !== setKey(previousOrder.slice(0, before));
+      if (earlierChanged && entry.artifact) entry.codeState = "stale";
     });
     this.subTasks = kept;
   }

@@ -1,33 +1,63 @@
 /**
  * The models manifest (models/manifest.json): named profiles that say which GGUF file and which
- * LoRA adapters each role uses. Paths are relative to the manifest's folder. A user can edit it,
- * point the engine at their own manifest, or bypass it with a single model file.
+ * LoRA adapters each role uses, and where to download them from. A user can edit it, point the
+ * engine at their own manifest, point any role at a local file, or bypass it with a single model file.
+ *
+ * Where a file is: an absolute `file` (or `~/...`) is used as is. A relative `file` is looked up in
+ * the manifest's folder, then in the models folder (setting `modelsDir`); a file that is in neither
+ * place is expected in the models folder when the entry has a `source` (that is where `gpiot models
+ * pull` puts it), else in the manifest's folder. An entry with a `source` and no `file` is stored in
+ * the models folder under the source's file name.
  */
 import { existsSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { roleNames, type RoleName } from "../schemas";
 
+const fileRefFields = {
+  /** Local path: absolute, `~/...`, or relative (manifest folder, then models folder). */
+  file: z.string().min(1).optional(),
+  /**
+   * Where to download it from: `hf:<user>/<repo>/<path/in/repo.gguf>` (resolved against the
+   * download endpoint, default Hugging Face) or an http(s) URL.
+   */
+  source: z.string().min(1).optional(),
+  /** Exact size in bytes, checked after a download. Leave out when unknown. */
+  sizeBytes: z.number().int().positive().optional(),
+  /** Lower-case hex SHA-256, checked after a download. Leave out when unknown. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** Rough size for messages and disk-space checks when the exact size is unknown. */
+  approxSizeBytes: z.number().int().positive().optional(),
+};
+
 export const ModelFileRefSchema = z
-  .object({
-    /** Local path, relative to the manifest folder or absolute. */
-    file: z.string().min(1).optional(),
-    /** Where to download it from: an `hf:` URI or an https URL. */
-    source: z.string().min(1).optional(),
-    sizeBytes: z.number().int().positive().optional(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-  })
+  .object(fileRefFields)
   .refine((ref) => ref.file !== undefined || ref.source !== undefined, { message: "a model reference needs a file or a source" });
 export type ModelFileRef = z.infer<typeof ModelFileRefSchema>;
 
-export const AdapterRefSchema = z.object({
-  file: z.string().min(1).optional(),
-  source: z.string().min(1).optional(),
-  sizeBytes: z.number().int().positive().optional(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-  scale: z.number().min(0).max(4).default(1),
+/**
+ * A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) that `gpiot models pull`
+ * downloads and converts to the GGUF adapter named by the entry's `file`, against the profile's base.
+ */
+export const PeftSourceSchema = z.object({
+  /** `hf:<user>/<repo>` (optionally `/<subfolder>`), or an http(s) URL of the folder. */
+  source: z.string().min(1),
+  /** Files to fetch from that folder. */
+  files: z.array(z.string().min(1)).default(["adapter_config.json", "adapter_model.safetensors"]),
 });
+export type PeftSource = z.infer<typeof PeftSourceSchema>;
+
+export const AdapterRefSchema = z
+  .object({
+    ...fileRefFields,
+    peft: PeftSourceSchema.optional(),
+    scale: z.number().min(0).max(4).default(1),
+  })
+  .refine((ref) => ref.file !== undefined || ref.source !== undefined, { message: "an adapter needs a file or a source" })
+  .refine((ref) => !(ref.peft && ref.source), { message: "an adapter has either a GGUF source or a peft source, not both" })
+  .refine((ref) => !ref.peft || ref.file !== undefined, { message: "a peft adapter needs a file: where its converted GGUF goes" });
 export type AdapterRef = z.infer<typeof AdapterRefSchema>;
 
 export const RoleConfigSchema = z.object({
@@ -41,10 +71,15 @@ export const ProfileSchema = z.object({
   description: z.string().default(""),
   base: ModelFileRefSchema,
   roles: z.object({ td: RoleConfigSchema.optional(), rt: RoleConfigSchema.optional(), cg: RoleConfigSchema.optional() }).default({}),
+  /** Context size per role that the profile wants (default 4096). */
   contextSize: z.number().int().min(256).optional(),
+  /** The smallest context per role it can work with; GPU fit may go down to it to fit the device. */
+  minContextSize: z.number().int().min(256).optional(),
   threads: z.number().int().positive().optional(),
-  /** What the chat template should be; informational, checked against the loaded model. */
+  /** Expected chat template family (chatml, llama2-chat, ...); informational, shown by `gpiot models list`. */
   chatTemplate: z.string().optional(),
+  /** Free text for users: licence, hardware, where the files come from. */
+  notes: z.string().optional(),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
@@ -65,7 +100,13 @@ export interface ResolvedModels {
   profile: string;
   roles: Record<RoleName, ResolvedRole>;
   contextSize?: number;
+  minContextSize?: number;
   threads?: number;
+}
+
+export interface ResolveOptions {
+  /** The models folder (setting `modelsDir`); default: defaultModelsDir(). */
+  modelsDir?: string;
 }
 
 export class ManifestError extends Error {
@@ -102,29 +143,115 @@ export function loadManifest(manifestPath: string): Manifest {
   return parsed.data;
 }
 
-function localPath(ref: { file?: string; source?: string }, manifestDir: string, what: string): string {
-  if (!ref.file) throw new ManifestError(`${what} has no local file yet (source ${ref.source}); download it first (gpiot models pull).`);
-  return path.resolve(manifestDir, ref.file);
+/**
+ * The per-user models folder: $GPIOT_MODELS_DIR, else the platform's cache folder
+ * (~/.cache/gpiot/models, $XDG_CACHE_HOME/gpiot/models, %LOCALAPPDATA%\\gpiot\\models,
+ * ~/Library/Caches/gpiot/models). The VS Code extension passes its globalStorage path instead.
+ */
+export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.GPIOT_MODELS_DIR) return path.resolve(expandHome(env.GPIOT_MODELS_DIR));
+  if (process.platform === "win32") return path.join(env.LOCALAPPDATA ?? path.join(os.homedir(), "AppData", "Local"), "gpiot", "models");
+  if (process.platform === "darwin") return path.join(os.homedir(), "Library", "Caches", "gpiot", "models");
+  return path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "gpiot", "models");
 }
 
-export function resolveProfile(manifest: Manifest, manifestPath: string, profileName?: string): ResolvedModels {
+export function expandHome(file: string): string {
+  return file === "~" || file.startsWith("~/") || file.startsWith("~\\") ? path.join(os.homedir(), file.slice(1)) : file;
+}
+
+/** The file name a download source ends in: the last path segment of an `hf:` URI or URL. */
+export function fileNameFromSource(source: string): string {
+  let tail = source;
+  if (/^https?:\/\//i.test(source)) tail = decodeURIComponent(new URL(source).pathname);
+  else tail = source.replace(/^(hf|huggingface):(\/\/)?/i, "").split("#")[0];
+  const name = tail.split("/").filter(Boolean).pop() ?? "";
+  if (!name || name.includes(":")) throw new ManifestError(`Cannot tell a file name from the source "${source}": give the entry a "file" or a source that ends in the file's path (hf:<user>/<repo>/<file>.gguf).`);
+  return name;
+}
+
+/** Where an entry's file is, or will be once pulled. */
+export function resolveRefPath(ref: { file?: string; source?: string; peft?: unknown }, manifestDir: string, modelsDir: string): string {
+  if (!ref.file) return path.join(modelsDir, fileNameFromSource(ref.source!));
+  const file = expandHome(ref.file);
+  if (path.isAbsolute(file)) return path.normalize(file);
+  const inManifestDir = path.resolve(manifestDir, file);
+  const inModelsDir = path.resolve(modelsDir, file);
+  if (existsSync(inManifestDir)) return inManifestDir;
+  if (existsSync(inModelsDir)) return inModelsDir;
+  return ref.source || ref.peft ? inModelsDir : inManifestDir;
+}
+
+export function getProfile(manifest: Manifest, profileName?: string): { name: string; profile: Profile } {
   const name = profileName ?? manifest.defaultProfile;
   const profile = manifest.profiles[name];
   if (!profile) throw new ManifestError(`There is no model profile "${name}"; known profiles: ${Object.keys(manifest.profiles).join(", ")}.`);
+  return { name, profile };
+}
+
+export function resolveProfile(manifest: Manifest, manifestPath: string, profileName?: string, options: ResolveOptions = {}): ResolvedModels {
+  const { name, profile } = getProfile(manifest, profileName);
   const manifestDir = path.dirname(manifestPath);
-  const basePath = localPath(profile.base, manifestDir, `Profile "${name}" base model`);
+  const modelsDir = path.resolve(options.modelsDir ?? defaultModelsDir());
+  const localPath = (ref: { file?: string; source?: string; peft?: unknown }) => resolveRefPath(ref, manifestDir, modelsDir);
+  const basePath = localPath(profile.base);
   const roles = {} as Record<RoleName, ResolvedRole>;
   for (const role of roleNames) {
     const config = profile.roles[role];
     roles[role] = {
-      modelPath: config?.model ? localPath(config.model, manifestDir, `Profile "${name}" ${role.toUpperCase()} model`) : basePath,
-      adapters: (config?.adapters ?? []).map((adapter) => ({
-        path: localPath(adapter, manifestDir, `Profile "${name}" ${role.toUpperCase()} adapter`),
-        scale: adapter.scale,
-      })),
+      modelPath: config?.model ? localPath(config.model) : basePath,
+      adapters: (config?.adapters ?? []).map((adapter) => ({ path: localPath(adapter), scale: adapter.scale })),
     };
   }
-  return { profile: name, roles, contextSize: profile.contextSize, threads: profile.threads };
+  return { profile: name, roles, contextSize: profile.contextSize, minContextSize: profile.minContextSize, threads: profile.threads };
+}
+
+/** One file a profile needs, with where it comes from. */
+export interface ProfileFile {
+  kind: "model" | "adapter";
+  /** Roles that use it (a shared base is listed once). */
+  roles: RoleName[];
+  path: string;
+  source?: string;
+  peft?: PeftSource;
+  sizeBytes?: number;
+  sha256?: string;
+  approxSizeBytes?: number;
+  /** For a peft adapter: the model file it is converted against. */
+  basePath?: string;
+  present: boolean;
+}
+
+/** Every distinct file of a profile, models first, in role order. */
+export function profileFiles(manifest: Manifest, manifestPath: string, profileName?: string, options: ResolveOptions = {}): { name: string; profile: Profile; files: ProfileFile[] } {
+  const { name, profile } = getProfile(manifest, profileName);
+  const manifestDir = path.dirname(manifestPath);
+  const modelsDir = path.resolve(options.modelsDir ?? defaultModelsDir());
+  const files = new Map<string, ProfileFile>();
+  const add = (kind: ProfileFile["kind"], role: RoleName, ref: ModelFileRef | AdapterRef, basePath?: string) => {
+    const filePath = resolveRefPath(ref, manifestDir, modelsDir);
+    const existing = files.get(filePath);
+    if (existing) {
+      if (!existing.roles.includes(role)) existing.roles.push(role);
+      return filePath;
+    }
+    files.set(filePath, {
+      kind,
+      roles: [role],
+      path: filePath,
+      source: ref.source,
+      peft: "peft" in ref ? ref.peft : undefined,
+      sizeBytes: ref.sizeBytes,
+      sha256: ref.sha256,
+      approxSizeBytes: ref.approxSizeBytes,
+      basePath,
+      present: existsSync(filePath),
+    });
+    return filePath;
+  };
+  const modelOf = {} as Record<RoleName, string>;
+  for (const role of roleNames) modelOf[role] = add("model", role, profile.roles[role]?.model ?? profile.base);
+  for (const role of roleNames) for (const adapter of profile.roles[role]?.adapters ?? []) add("adapter", role, adapter, modelOf[role]);
+  return { name, profile, files: [...files.values()] };
 }
 
 /** All three roles on one model file with no adapters. */

@@ -7,6 +7,9 @@ let calls = 0;
 
 function activate(context) {
   console.log(`[sample] activated in pid ${process.pid}, node ${process.version}`);
+  // Both reach the runner's stdout/stderr too (the extension host forwards them).
+  process.stdout.write("[sample] a process.stdout.write line\n");
+  console.error("[sample] a console.error line");
   const out = vscode.window.createOutputChannel("GPIoT Sample");
   context.subscriptions.push(out);
   context.subscriptions.push(

@@ -3,8 +3,13 @@
 // It runs in the extension host (real Node, CommonJS), so mocha is loaded from the
 // repo's node_modules by path: the extension host has no resolution root of its own.
 const path = require("node:path");
+const util = require("node:util");
 const REPO_ROOT = path.resolve(__dirname, "..", "..", "..", "..");
 const Mocha = require(path.join(REPO_ROOT, "node_modules", "mocha"));
+
+// The extension host forwards console.log(format, ...args) to the runner as the raw
+// format string followed by the args ("%d passing (%s) 4 74ms"), so format here.
+Mocha.reporters.Base.consoleLog = (...args) => console.log(util.format(...args));
 
 async function run() {
   const mocha = new Mocha({

@@ -24,6 +24,10 @@ suite("GPIoT sample extension", () => {
     assert.equal(ext.isActive, true);
   });
 
+  test("user settings written by the runner are in effect", () => {
+    assert.equal(vscode.workspace.getConfiguration("telemetry").get("telemetryLevel"), "off");
+  });
+
   test("env vars given to the runner reach the extension host", async function () {
     if (!process.env.GPIOT_SAMPLE_MODEL) this.skip();
     const result = await vscode.commands.executeCommand("sample.hello");

@@ -1,0 +1,215 @@
+/**
+ * Converts a small Hugging Face llama checkpoint (config.json + *.safetensors in F32/F16/BF16) to an
+ * F32 GGUF base model that llama.cpp loads: the same tensor names and Q/K permutation as llama.cpp's
+ * convert_hf_to_gguf.py, written with our own GgufWriter.
+ *
+ * It exists to prove the PEFT converter against transformers on a tiny fixture, and for small
+ * experiments. It does not read the checkpoint's tokenizer: it writes a placeholder llama/SPM
+ * vocabulary of the right size (<unk>, <s>, </s>, the 256 byte tokens, then filler pieces), so the
+ * model loads and evaluates token ids, but text tokenization is meaningless. For real models use a
+ * published GGUF or llama.cpp's own converter. Everything is held in memory, so keep it to small models.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { GgufWriter, verifyGgufFile } from "../gguf/ggufWriter";
+import { ggmlDimensions, hfGlobalToGguf, hfLayerModuleToGguf, permuteQkRows, type QkPermutation } from "./llamaTensors";
+import { SafetensorsFile } from "./safetensors";
+
+export class ConversionError extends Error {
+  readonly code = "CONVERSION_FAILED";
+  constructor(message: string) {
+    super(message);
+    this.name = "ConversionError";
+  }
+}
+
+export interface HfLlamaConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  contextLength: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  tieWordEmbeddings: boolean;
+}
+
+export async function readHfLlamaConfig(modelDir: string): Promise<HfLlamaConfig> {
+  const configPath = path.join(modelDir, "config.json");
+  let raw: Record<string, any>;
+  try {
+    raw = JSON.parse(await readFile(configPath, "utf8"));
+  } catch (error) {
+    throw new ConversionError(`Cannot read ${configPath}: ${(error as Error).message}`);
+  }
+  const architectures: string[] = raw.architectures ?? [];
+  if (raw.model_type !== "llama" && !architectures.includes("LlamaForCausalLM"))
+    throw new ConversionError(`${configPath} describes a "${raw.model_type ?? architectures.join(", ")}" model; only llama checkpoints can be converted.`);
+  const ropeScaling = raw.rope_scaling ?? raw.rope_parameters;
+  const ropeType = ropeScaling?.rope_type ?? ropeScaling?.type ?? "default";
+  if (ropeType !== "default") throw new ConversionError(`${configPath} uses RoPE scaling "${ropeType}", which this converter does not support.`);
+  if (raw.attention_bias || raw.mlp_bias) throw new ConversionError(`${configPath} has attention or MLP biases, which llama models do not have.`);
+  const heads = Number(raw.num_attention_heads);
+  const hiddenSize = Number(raw.hidden_size);
+  const headDim = Number(raw.head_dim ?? hiddenSize / heads);
+  if (headDim * heads !== hiddenSize) throw new ConversionError(`${configPath}: head_dim ${headDim} x ${heads} heads is not hidden_size ${hiddenSize}; not supported.`);
+  return {
+    vocabSize: Number(raw.vocab_size),
+    hiddenSize,
+    intermediateSize: Number(raw.intermediate_size),
+    layers: Number(raw.num_hidden_layers),
+    heads,
+    kvHeads: Number(raw.num_key_value_heads ?? heads),
+    headDim,
+    contextLength: Number(raw.max_position_embeddings ?? 2048),
+    rmsNormEps: Number(raw.rms_norm_eps ?? 1e-6),
+    ropeTheta: Number(raw.rope_theta ?? ropeScaling?.rope_theta ?? 10000),
+    tieWordEmbeddings: Boolean(raw.tie_word_embeddings ?? false),
+  };
+}
+
+/** Maps an HF llama tensor name to its GGUF name; null for tensors llama.cpp does not use, undefined for unknown ones. */
+export function ggufNameForHfTensor(name: string): string | null | undefined {
+  if (name.endsWith("rotary_emb.inv_freq")) return null;
+  const weight = name.match(/^(.*)\.weight$/);
+  if (!weight) return undefined;
+  const base = weight[1];
+  if (hfGlobalToGguf[base]) return `${hfGlobalToGguf[base]}.weight`;
+  const layer = base.match(/^model\.layers\.(\d+)\.(.+)$/);
+  if (layer && hfLayerModuleToGguf[layer[2]]) return `blk.${layer[1]}.${hfLayerModuleToGguf[layer[2]]}.weight`;
+  return undefined;
+}
+
+export interface HfLlamaConversionOptions {
+  modelDir: string;
+  outPath: string;
+  /** Test-only: "none" skips the Q/K permutation llama.cpp needs, to prove that it matters. */
+  permutation?: QkPermutation;
+  name?: string;
+}
+
+export interface HfLlamaConversionResult {
+  outPath: string;
+  tensors: number;
+  config: HfLlamaConfig;
+}
+
+export async function convertHfLlamaToGguf(options: HfLlamaConversionOptions): Promise<HfLlamaConversionResult> {
+  const config = await readHfLlamaConfig(options.modelDir);
+  const permutation = options.permutation ?? "llama";
+  const files = (await readdir(options.modelDir)).filter((file) => file.endsWith(".safetensors")).sort();
+  if (files.length === 0) throw new ConversionError(`${options.modelDir} has no .safetensors weights (PyTorch .bin checkpoints are not supported).`);
+
+  const sources = new Map<string, SafetensorsFile>();
+  for (const file of files) {
+    const opened = await SafetensorsFile.open(path.join(options.modelDir, file));
+    for (const name of opened.tensors.keys()) sources.set(name, opened);
+  }
+
+  const writer = new GgufWriter();
+  const vocabulary = placeholderVocabulary(config.vocabSize);
+  writer
+    .setString("general.architecture", "llama")
+    .setString("general.name", options.name ?? path.basename(path.resolve(options.modelDir)))
+    .setUint32("general.file_type", 0)
+    .setUint32("llama.vocab_size", config.vocabSize)
+    .setUint32("llama.context_length", config.contextLength)
+    .setUint32("llama.embedding_length", config.hiddenSize)
+    .setUint32("llama.block_count", config.layers)
+    .setUint32("llama.feed_forward_length", config.intermediateSize)
+    .setUint32("llama.attention.head_count", config.heads)
+    .setUint32("llama.attention.head_count_kv", config.kvHeads)
+    .setUint32("llama.rope.dimension_count", config.headDim)
+    .setFloat32("llama.rope.freq_base", config.ropeTheta)
+    .setFloat32("llama.attention.layer_norm_rms_epsilon", config.rmsNormEps)
+    .setString("tokenizer.ggml.model", "llama")
+    .setStringArray("tokenizer.ggml.tokens", vocabulary.tokens)
+    .setFloat32Array("tokenizer.ggml.scores", vocabulary.scores)
+    .setInt32Array("tokenizer.ggml.token_type", vocabulary.types)
+    .setUint32("tokenizer.ggml.unknown_token_id", 0)
+    .setUint32("tokenizer.ggml.bos_token_id", 1)
+    .setUint32("tokenizer.ggml.eos_token_id", 2)
+    .setBool("tokenizer.ggml.add_bos_token", true)
+    .setBool("tokenizer.ggml.add_eos_token", false);
+
+  const expected = expectedShapes(config);
+  const seen = new Set<string>();
+  const order = [...sources.keys()].sort(compareTensorOrder);
+  for (const hfName of order) {
+    const ggufName = ggufNameForHfTensor(hfName);
+    if (ggufName === null) continue;
+    if (ggufName === undefined) throw new ConversionError(`Unexpected tensor "${hfName}" in ${options.modelDir}: not part of a llama model.`);
+    const tensor = await sources.get(hfName)!.readF32(hfName);
+    const want = expected.get(ggufName);
+    if (!want || want.join("x") !== tensor.shape.join("x"))
+      throw new ConversionError(`Tensor ${hfName} has shape [${tensor.shape.join(", ")}], but config.json implies [${want?.join(", ") ?? "none"}].`);
+    let data = tensor.data;
+    if (permutation === "llama" && /\.attn_q\.weight$/.test(ggufName)) data = permuteQkRows(data, tensor.shape[0], tensor.shape[1] ?? 1, config.heads);
+    if (permutation === "llama" && /\.attn_k\.weight$/.test(ggufName)) data = permuteQkRows(data, tensor.shape[0], tensor.shape[1] ?? 1, config.kvHeads);
+    writer.addF32Tensor(ggufName, ggmlDimensions(tensor.shape), data);
+    seen.add(ggufName);
+  }
+  for (const name of expected.keys()) {
+    if (seen.has(name)) continue;
+    if (name === "output.weight" && config.tieWordEmbeddings) continue;
+    throw new ConversionError(`${options.modelDir} has no tensor for ${name}.`);
+  }
+  await writer.writeFile(options.outPath);
+  const verified = await verifyGgufFile(options.outPath);
+  return { outPath: path.resolve(options.outPath), tensors: verified.tensorCount, config };
+}
+
+function expectedShapes(config: HfLlamaConfig): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  const { hiddenSize: h, intermediateSize: ff, vocabSize: v, headDim, kvHeads } = config;
+  shapes.set("token_embd.weight", [v, h]);
+  shapes.set("output_norm.weight", [h]);
+  shapes.set("output.weight", [v, h]);
+  for (let layer = 0; layer < config.layers; layer++) {
+    const block = `blk.${layer}`;
+    shapes.set(`${block}.attn_norm.weight`, [h]);
+    shapes.set(`${block}.ffn_norm.weight`, [h]);
+    shapes.set(`${block}.attn_q.weight`, [h, h]);
+    shapes.set(`${block}.attn_k.weight`, [kvHeads * headDim, h]);
+    shapes.set(`${block}.attn_v.weight`, [kvHeads * headDim, h]);
+    shapes.set(`${block}.attn_output.weight`, [h, h]);
+    shapes.set(`${block}.ffn_gate.weight`, [ff, h]);
+    shapes.set(`${block}.ffn_up.weight`, [ff, h]);
+    shapes.set(`${block}.ffn_down.weight`, [h, ff]);
+  }
+  return shapes;
+}
+
+/** Globals first, then layers in numeric order: the order llama.cpp's converter writes. */
+function compareTensorOrder(a: string, b: string): number {
+  const key = (name: string) => {
+    const layer = name.match(/^model\.layers\.(\d+)\./);
+    if (name.startsWith("model.embed_tokens")) return [-1, name] as const;
+    if (layer) return [Number(layer[1]), name] as const;
+    return [1e9, name] as const;
+  };
+  const [la, na] = key(a);
+  const [lb, nb] = key(b);
+  return la - lb || (na < nb ? -1 : na > nb ? 1 : 0);
+}
+
+const TokenType = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
+
+/** <unk>, <s>, </s>, <0x00>..<0xFF>, then unique filler pieces up to `size`. */
+export function placeholderVocabulary(size: number): { tokens: string[]; scores: number[]; types: number[] } {
+  if (size < 259) throw new ConversionError(`vocab_size ${size} is too small: a llama vocabulary needs at least 259 tokens (<unk>, <s>, </s> and 256 byte tokens).`);
+  const tokens = ["<unk>", "<s>", "</s>"];
+  const types: number[] = [TokenType.unknown, TokenType.control, TokenType.control];
+  for (let byte = 0; byte < 256; byte++) {
+    tokens.push(`<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`);
+    types.push(TokenType.byte);
+  }
+  for (let index = 0; tokens.length < size; index++) {
+    tokens.push(`\u2581t${index}`);
+    types.push(TokenType.normal);
+  }
+  return { tokens, scores: tokens.map((_, index) => -index), types };
+}
