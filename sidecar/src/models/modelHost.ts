@@ -12,11 +12,13 @@ import {
   type LlamaContextSequence,
   type LlamaGrammar,
   type LlamaModel,
+  type ChatWrapper,
 } from "node-llama-cpp";
 import { roleNames, type RoleName } from "../schemas";
 import { DEFAULT_CONTEXT_SIZE, defaultThreadCount, type EngineSettings } from "../settings";
 import type { GenerationRequest, GenerationResult, RoleModels, StopReason } from "../pipeline/structuredGeneration";
 import type { ResolvedModels } from "./manifest";
+import { detectHardware, insightsEstimator, planFit, type FitEstimator, type FitHardware, type FitPlan } from "./gpuFit";
 
 export class ModelLoadError extends Error {
   constructor(
@@ -36,24 +38,31 @@ export interface LoadedModelInfo {
   gpu: string | false;
   gpuLayers: Record<string, number>;
   loadMs: number;
+  /** What GPU fit chose and why (absent when planning was not possible). */
+  fit?: { backend: string; fits: boolean; contextSize: number; summary: string; advice?: string };
 }
 
 interface RoleRuntime {
   context: LlamaContext;
   sequence: LlamaContextSequence;
+  /** Resolved once: resolving "auto" parses the model's chat template, which takes ~200 ms per session. */
+  chatWrapper?: ChatWrapper;
 }
 
 export interface LoadOptions {
   signal?: AbortSignal;
   /** 0..1 over all files to load. */
   onProgress?(progress: number, message: string): void;
+  /** Test hooks: the device and the memory estimates GPU fit plans with. */
+  hardware?: FitHardware;
+  estimator?: FitEstimator;
 }
 
 async function readValidGguf(filePath: string, what: string) {
   try {
     await access(filePath);
   } catch {
-    throw new ModelLoadError("MODEL_NOT_FOUND", `${what} not found: ${filePath}`);
+    throw new ModelLoadError("MODEL_NOT_FOUND", `${what} not found: ${filePath}. If it belongs to a profile with a download source, fetch it with \`gpiot models pull <profile>\` (or the "Download models" command in VS Code).`);
   }
   try {
     return await readGgufFileInfo(filePath, { readTensorInfo: true, logWarnings: false });
@@ -105,7 +114,7 @@ export class ModelHost implements RoleModels {
   static async load(llama: Llama, resolved: ResolvedModels, settings: EngineSettings, options: LoadOptions = {}): Promise<ModelHost> {
     const started = performance.now();
     const threads = settings.threads ?? resolved.threads ?? defaultThreadCount();
-    const contextSize = settings.contextSize ?? resolved.contextSize ?? DEFAULT_CONTEXT_SIZE;
+    let contextSize = settings.contextSize ?? resolved.contextSize ?? DEFAULT_CONTEXT_SIZE;
 
     const modelPaths = [...new Set(roleNames.map((role) => resolved.roles[role].modelPath))];
     const infos = new Map<string, GgufInfo>();
@@ -118,24 +127,48 @@ export class ModelHost implements RoleModels {
       }
     }
 
+    // GPU fit: layers per model and one context size so that all three roles fit the device.
+    let fit: FitPlan | null = null;
+    try {
+      fit = await planFit(
+        { resolved, contextSize: settings.contextSize, gpuLayers: settings.gpuLayers, defaultContextSize: DEFAULT_CONTEXT_SIZE },
+        options.hardware ?? (await detectHardware(llama)),
+        options.estimator ?? insightsEstimator(llama),
+      );
+      contextSize = fit.contextSize;
+      options.onProgress?.(0, `GPU fit: ${fit.summary}${fit.advice ? ` ${fit.advice}` : ""}`);
+    } catch (error) {
+      options.onProgress?.(0, `GPU fit could not plan (${(error as Error).message}); letting node-llama-cpp choose the GPU layers.`);
+    }
+
     const models = new Map<string, LlamaModel>();
     const contexts: LlamaContext[] = [];
     try {
       for (const [index, modelPath] of modelPaths.entries()) {
         options.onProgress?.(index / modelPaths.length, `Loading ${modelPath}`);
-        try {
-          models.set(
+        const planned = fit?.gpuLayers[modelPath];
+        const load = (gpuLayers: number | "auto") =>
+          llama.loadModel({
             modelPath,
-            await llama.loadModel({
-              modelPath,
-              gpuLayers: settings.gpuLayers === "auto" ? "auto" : settings.gpuLayers,
-              loadSignal: options.signal,
-              onLoadProgress: (progress) => options.onProgress?.((index + progress) / modelPaths.length, `Loading ${modelPath}`),
-            }),
-          );
+            gpuLayers,
+            loadSignal: options.signal,
+            onLoadProgress: (progress) => options.onProgress?.((index + progress) / modelPaths.length, `Loading ${modelPath}`),
+          });
+        try {
+          models.set(modelPath, await load(planned ?? (settings.gpuLayers === "auto" ? "auto" : settings.gpuLayers)));
         } catch (error) {
           if (options.signal?.aborted) throw error;
-          throw new ModelLoadError("MODEL_LOAD_FAILED", `llama.cpp could not load ${modelPath}: ${(error as Error).message}`);
+          if (planned !== undefined && planned > 0 && settings.gpuLayers === "auto") {
+            // The estimate was too optimistic for this device: let node-llama-cpp fit the layers itself.
+            options.onProgress?.(index / modelPaths.length, `Loading ${modelPath} with ${planned} GPU layers failed (${(error as Error).message}); retrying with automatic GPU layers.`);
+            try {
+              models.set(modelPath, await load("auto"));
+              continue;
+            } catch (retryError) {
+              if (options.signal?.aborted) throw retryError;
+            }
+          }
+          throw new ModelLoadError("MODEL_LOAD_FAILED", `llama.cpp could not load ${modelPath}: ${(error as Error).message}${fit?.advice ? ` ${fit.advice}` : ""}`);
         }
       }
       const roles = {} as Record<RoleName, RoleRuntime>;
@@ -169,6 +202,7 @@ export class ModelHost implements RoleModels {
         gpu: llama.gpu,
         gpuLayers: Object.fromEntries([...models].map(([modelPath, model]) => [modelPath, model.gpuLayers])),
         loadMs: Math.round(performance.now() - started),
+        ...(fit ? { fit: { backend: fit.backend, fits: fit.fits, contextSize: fit.contextSize, summary: fit.summary, ...(fit.advice ? { advice: fit.advice } : {}) } } : {}),
       };
       return new ModelHost(llama, models, roles, settings, info);
     } catch (error) {
@@ -190,9 +224,10 @@ export class ModelHost implements RoleModels {
 
   async generate(request: GenerationRequest): Promise<GenerationResult> {
     if (this.disposed) throw new Error("The models were unloaded");
-    const { sequence } = this.roles[request.role];
+    const role = this.roles[request.role];
     const grammar = await this.grammarFor(request.jsonSchema);
-    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false });
+    const session = new LlamaChatSession({ contextSequence: role.sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false, chatWrapper: role.chatWrapper ?? "auto" });
+    role.chatWrapper ??= session.chatWrapper;
     const started = performance.now();
     let firstTokenMs = -1;
     let tokenCount = 0;

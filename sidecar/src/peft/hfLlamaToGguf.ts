@@ -9,7 +9,7 @@
  * model loads and evaluates token ids, but text tokenization is meaningless. For real models use a
  * published GGUF or llama.cpp's own converter. Everything is held in memory, so keep it to small models.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { GgufWriter, verifyGgufFile } from "../gguf/ggufWriter";
 import { ggmlDimensions, hfGlobalToGguf, hfLayerModuleToGguf, permuteQkRows, type QkPermutation } from "./llamaTensors";
@@ -157,6 +157,7 @@ export async function convertHfLlamaToGguf(options: HfLlamaConversionOptions): P
     if (name === "output.weight" && config.tieWordEmbeddings) continue;
     throw new ConversionError(`${options.modelDir} has no tensor for ${name}.`);
   }
+  await mkdir(path.dirname(path.resolve(options.outPath)), { recursive: true });
   await writer.writeFile(options.outPath);
   const verified = await verifyGgufFile(options.outPath);
   return { outPath: path.resolve(options.outPath), tensors: verified.tensorCount, config };

@@ -10,7 +10,7 @@
  * The base GGUF is read for its architecture, head counts and tensor shapes, so an adapter made for
  * another model is refused with a message that names the first tensor that does not fit.
  */
-import { access, readFile, stat } from "node:fs/promises";
+import { access, mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { GgufWriter } from "../gguf/ggufWriter";
@@ -186,6 +186,7 @@ export async function convertPeftToGguf(options: PeftConversionOptions): Promise
     writer.addF32Tensor(`${ggufBase}.lora_a`, [nIn, r], a.data);
     writer.addF32Tensor(`${ggufBase}.lora_b`, [r, nOut], bData);
   }
+  await mkdir(path.dirname(path.resolve(options.outPath)), { recursive: true });
   await writer.writeFile(options.outPath);
   return {
     outPath: path.resolve(options.outPath),
