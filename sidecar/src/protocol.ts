@@ -15,6 +15,7 @@
 import { z } from "zod";
 import { CodeArtifactSchema, ResourceLimitsSchema, SubTaskSchema, SyntaxCheckSchema, TaskSpecSchema } from "./schemas";
 import { EngineSettingsSchema } from "./settings";
+import { FailureKind, VerificationStateSchema, VerifyFailureSchema, VerifyReportSchema, VerifyRequestSchema } from "./verify/report";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -39,6 +40,23 @@ export const ErrorCode = z.enum([
   "NOTHING_TO_ASSEMBLE",
   "CANCELLED",
   "SHUTTING_DOWN",
+  // ---- verify and repair (issue #5) ----
+  /** Running the program needs the user's consent (`consent: true` or the verify.consent setting). */
+  "CONSENT_REQUIRED",
+  /** Generated code never runs in a workspace the user has not trusted. */
+  "WORKSPACE_UNTRUSTED",
+  /** No usable Python interpreter, or isolation was required and is not available. */
+  "VERIFY_UNAVAILABLE",
+  // ---- end verify ----
+  // ---- models (issue #4) ----
+  /** The offline setting is on and the request would need the network. */
+  "OFFLINE",
+  "DOWNLOAD_FAILED",
+  /** A download's size, SHA-256 or GGUF header is wrong; the file was deleted. */
+  "CHECKSUM_MISMATCH",
+  /** A PEFT adapter could not be converted to a GGUF LoRA adapter. */
+  "CONVERSION_FAILED",
+  // ---- end models ----
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -46,10 +64,10 @@ export type ErrorCode = z.infer<typeof ErrorCode>;
 export const ErrorInfoSchema = z.object({ code: ErrorCode, message: z.string() });
 export type ErrorInfo = z.infer<typeof ErrorInfoSchema>;
 
-export const StageName = z.enum(["td", "rt", "cg", "check", "assemble", "write"]);
+export const StageName = z.enum(["td", "rt", "cg", "check", "assemble", "write", "verify"]);
 export type StageName = z.infer<typeof StageName>;
 
-export const JobKind = z.enum(["synthesize", "continue", "regenerate", "assemble"]);
+export const JobKind = z.enum(["synthesize", "continue", "regenerate", "assemble", "verify"]);
 export type JobKind = z.infer<typeof JobKind>;
 
 export const ReviewMode = z.enum(["none", "decomposition", "specs"]);
@@ -78,6 +96,8 @@ export const ProgramSnapshotSchema = z.object({
   outDir: z.string().nullable(),
   files: z.array(z.string()),
   busy: z.boolean(),
+  /** The last verification: every verify/repair round and which version the program keeps (issue #5). */
+  verification: VerificationStateSchema.nullable().optional(),
 });
 export type ProgramSnapshot = z.infer<typeof ProgramSnapshotSchema>;
 
@@ -113,11 +133,23 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     files: z.array(z.string()),
     /** python3 compile of main.py, when the job wrote the program. */
     mainCompiles: z.boolean().optional(),
+    /** Set when the job verified the program (issue #5); the full history is in the program snapshot. */
+    verification: z
+      .object({ status: z.enum(["passed", "failed"]), bestRound: z.number().int(), rounds: z.number().int(), executed: z.boolean(), failure: VerifyFailureSchema.nullable() })
+      .optional(),
     timings: z.array(StageTimingSchema),
     totalMs: z.number(),
     tokens: z.number(),
   }),
   z.object({ type: z.literal("jobFailed"), ...jobRef, kind: JobKind, error: ErrorInfoSchema, cancelled: z.boolean(), totalMs: z.number() }),
+  // ---- verify and repair (issue #5) ----
+  /** A check of the program begins: round 0 is the program as generated, round n follows the n-th repair. */
+  z.object({ type: z.literal("verifyStarted"), ...jobRef, round: z.number().int(), execute: z.boolean() }),
+  /** The result of one round: static issues, the sandboxed run, the resource check, the failure. */
+  z.object({ type: z.literal("verifyResult"), ...jobRef, round: z.number().int(), report: VerifyReportSchema }),
+  /** A failing sub-task goes back to code generation with its code and this error (codeDelta/codeReady follow). */
+  z.object({ type: z.literal("repairAttempt"), ...jobRef, round: z.number().int(), subTaskId: z.string(), subTaskIndex: z.number().int(), failureKind: FailureKind, error: z.string() }),
+  // ---- end verify ----
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
 
@@ -129,6 +161,8 @@ export const LoadedModelInfoSchema = z.object({
   gpu: z.union([z.string(), z.literal(false)]),
   gpuLayers: z.record(z.string(), z.number()),
   loadMs: z.number(),
+  /** What GPU fit chose (layers, context) and why, in words (issue #4). */
+  fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), summary: z.string(), advice: z.string().optional() }).optional(),
 });
 export type LoadedModelInfo = z.infer<typeof LoadedModelInfoSchema>;
 
@@ -152,6 +186,61 @@ export const ProfileSummarySchema = z.object({
 });
 
 const empty = z.object({}).strict().optional();
+
+// ---- models (issue #4) ----
+export const PullPlanSchema = z.object({
+  profile: z.string(),
+  manifestPath: z.string(),
+  modelsDir: z.string(),
+  items: z.array(
+    z.object({
+      kind: z.enum(["model", "adapter"]),
+      roles: z.array(z.string()),
+      path: z.string(),
+      action: z.enum(["present", "download", "convert"]),
+      source: z.string().optional(),
+      peft: z.object({ source: z.string(), files: z.array(z.string()) }).optional(),
+      sizeBytes: z.number().optional(),
+      approxSizeBytes: z.number().optional(),
+      sha256: z.string().optional(),
+      basePath: z.string().optional(),
+      resumable: z.boolean().optional(),
+    }),
+  ),
+  /** Bytes to fetch; an estimate when `approximate`. */
+  downloadBytes: z.number(),
+  approximate: z.boolean(),
+  needsNetwork: z.boolean(),
+});
+export type PullPlanInfo = z.infer<typeof PullPlanSchema>;
+
+export const PullProgressSchema = z.object({
+  pullId: z.string(),
+  profile: z.string(),
+  path: z.string(),
+  phase: z.enum(["download", "verify", "convert", "done"]),
+  bytes: z.number(),
+  /** 0 while unknown. */
+  totalBytes: z.number(),
+  item: z.number().int(),
+  items: z.number().int(),
+});
+export type PullProgress = z.infer<typeof PullProgressSchema>;
+
+export const ModelFitSchema = z.object({
+  profile: z.string(),
+  backend: z.enum(["cuda", "vulkan", "metal", "cpu"]),
+  devices: z.array(z.string()),
+  fits: z.boolean(),
+  contextSize: z.number(),
+  models: z.array(z.object({ path: z.string(), roles: z.array(z.string()), layers: z.number(), gpuLayers: z.number(), adapterBytes: z.number() })),
+  gpuLayers: z.record(z.string(), z.number()),
+  vram: z.object({ total: z.number(), free: z.number(), needed: z.number() }),
+  ram: z.object({ total: z.number(), free: z.number(), needed: z.number() }),
+  summary: z.string(),
+  advice: z.string().optional(),
+});
+// ---- end models ----
 
 interface RequestDefinition<P extends z.ZodType, R extends z.ZodType> {
   method: string;
@@ -212,6 +301,10 @@ export const requests = {
         outDir: z.string().min(1).optional(),
         overwrite: z.boolean().default(false),
         review: ReviewMode.default("none"),
+        /** Verify (and repair) the program after assembly (issue #5); running it needs consent. */
+        verify: VerifyRequestSchema.optional(),
+        /** false: the client's workspace is untrusted, so nothing generated may run. */
+        workspaceTrusted: z.boolean().optional(),
       })
       .strict(),
     z.object({ jobId: z.string(), programId: z.string() }),
@@ -248,6 +341,41 @@ export const requests = {
     z.object({ programId: z.string(), outDir: z.string().min(1).optional(), overwrite: z.boolean().default(false) }).strict(),
     z.object({ jobId: z.string() }),
   ),
+  // ---- verify and repair (issue #5) ----
+  /**
+   * Queues a check of the program: static checks, then (with consent, in a trusted workspace) a
+   * sandboxed run on sample inputs and the resource limits, repairing failing sub-tasks for up to
+   * `repairRounds` rounds. Rewrites the program folder when it has one and the code changed.
+   */
+  verify: request(
+    "gpiot/verify",
+    z.object({ programId: z.string(), workspaceTrusted: z.boolean().optional() }).extend(VerifyRequestSchema.shape).strict(),
+    z.object({ jobId: z.string() }),
+  ),
+  // ---- end verify ----
+  // ---- models (issue #4) ----
+  /** What `pullModel` would fetch for a profile: files, sizes, what is already there. Opens no connection. */
+  pullPlan: request("gpiot/pullPlan", z.object({ profile: z.string().min(1).optional() }).strict(), PullPlanSchema),
+  /**
+   * Downloads (and converts) the missing files of a profile: the explicit request a client sends once
+   * the user agreed. Progress arrives as `gpiot/pullProgress` with `pullId`; `gpiot/cancelPull` stops
+   * it (what was fetched is kept and the next pull continues). Fails with OFFLINE in offline mode.
+   */
+  pullModel: request(
+    "gpiot/pullModel",
+    z.object({ profile: z.string().min(1).optional(), pullId: z.string().min(1).optional() }).strict(),
+    z.object({ pullId: z.string(), profile: z.string(), files: z.array(z.object({ path: z.string(), action: z.enum(["present", "download", "convert"]), bytes: z.number(), resumed: z.boolean().optional() })) }),
+  ),
+  cancelPull: request("gpiot/cancelPull", z.object({ pullId: z.string() }).strict(), z.object({ cancelled: z.boolean() })),
+  /** Deletes the profile's downloaded files that no other profile uses (never files outside the models folder). */
+  removeModel: request(
+    "gpiot/removeModel",
+    z.object({ profile: z.string().min(1) }).strict(),
+    z.object({ profile: z.string(), removed: z.array(z.string()), kept: z.array(z.object({ path: z.string(), reason: z.string() })), freedBytes: z.number() }),
+  ),
+  /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
+  modelFit: request("gpiot/modelFit", z.object({ profile: z.string().min(1).optional() }).strict(), ModelFitSchema),
+  // ---- end models ----
 } as const;
 
 export const notifications = {
@@ -255,6 +383,8 @@ export const notifications = {
   jobEvent: notification("gpiot/jobEvent", JobEventSchema),
   /** Model loading progress and state changes. */
   modelEvent: notification("gpiot/modelEvent", ModelEventSchema),
+  /** Progress of a `gpiot/pullModel` (issue #4): bytes of the current file, throttled to a few per second. */
+  pullProgress: notification("gpiot/pullProgress", PullProgressSchema),
 } as const;
 
 export type RequestName = keyof typeof requests;
@@ -270,8 +400,15 @@ export interface RpcEndpoint {
   onNotification(method: string, handler: (params: any) => void): { dispose(): void };
 }
 
-/** Typed calls over any endpoint; results are validated against the protocol. */
+/**
+ * Typed calls over any endpoint; results are validated against the protocol. JSON-RPC
+ * connections keep one handler per notification method, so listeners are multiplexed here.
+ */
 export class GpiotRpcClient {
+  private readonly jobListeners = new Set<(event: JobEvent) => void>();
+  private readonly modelListeners = new Set<(event: ModelEvent) => void>();
+  private subscribed = false;
+
   constructor(private readonly endpoint: RpcEndpoint) {}
 
   async request<N extends RequestName>(name: N, ...args: undefined extends ParamsOf<N> ? [ParamsOf<N>?] : [ParamsOf<N>]): Promise<ResultOf<N>> {
@@ -280,11 +417,45 @@ export class GpiotRpcClient {
     return definition.result.parse(result) as ResultOf<N>;
   }
 
-  onJobEvent(handler: (event: JobEvent) => void): { dispose(): void } {
-    return this.endpoint.onNotification(notifications.jobEvent.method, (params) => handler(JobEventSchema.parse(params)));
+  private subscribe(): void {
+    if (this.subscribed) return;
+    this.subscribed = true;
+    this.endpoint.onNotification(notifications.jobEvent.method, (params) => {
+      const event = JobEventSchema.parse(params);
+      for (const listener of [...this.jobListeners]) listener(event);
+    });
+    this.endpoint.onNotification(notifications.modelEvent.method, (params) => {
+      const event = ModelEventSchema.parse(params);
+      for (const listener of [...this.modelListeners]) listener(event);
+    });
   }
 
-  onModelEvent(handler: (event: ModelEvent) => void): { dispose(): void } {
-    return this.endpoint.onNotification(notifications.modelEvent.method, (params) => handler(ModelEventSchema.parse(params)));
+  onJobEvent(listener: (event: JobEvent) => void): { dispose(): void } {
+    this.subscribe();
+    this.jobListeners.add(listener);
+    return { dispose: () => this.jobListeners.delete(listener) };
   }
+
+  onModelEvent(listener: (event: ModelEvent) => void): { dispose(): void } {
+    this.subscribe();
+    this.modelListeners.add(listener);
+    return { dispose: () => this.modelListeners.delete(listener) };
+  }
+
+  // ---- models (issue #4) ----
+  private readonly pullListeners = new Set<(progress: PullProgress) => void>();
+  private pullSubscribed = false;
+
+  onPullProgress(listener: (progress: PullProgress) => void): { dispose(): void } {
+    if (!this.pullSubscribed) {
+      this.pullSubscribed = true;
+      this.endpoint.onNotification(notifications.pullProgress.method, (params) => {
+        const progress = PullProgressSchema.parse(params);
+        for (const each of [...this.pullListeners]) each(progress);
+      });
+    }
+    this.pullListeners.add(listener);
+    return { dispose: () => this.pullListeners.delete(listener) };
+  }
+  // ---- end models ----
 }

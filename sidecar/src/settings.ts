@@ -17,6 +17,27 @@ export const StageTokenLimitsSchema = z.object({
 });
 export type StageTokenLimits = z.infer<typeof StageTokenLimitsSchema>;
 
+// ---- verify and repair (issue #5) ----
+/** Checking, running and repairing generated programs (see sidecar/src/verify/). */
+export const VerifySettingsSchema = z.object({
+  /** Verify every synthesized program (static checks; running it also needs consent). */
+  enabled: z.boolean().default(false),
+  /** The user agreed that generated programs may run in the sandbox. */
+  consent: z.boolean().default(false),
+  /** Repair rounds after a failed check; 0 = check only. */
+  repairRounds: z.number().int().min(0).max(10).default(3),
+  /** Wall-clock limit of one sandboxed run. */
+  timeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+  /** Address-space cap of one sandboxed run (RLIMIT_AS; counts virtual memory, so keep it generous). */
+  memoryMB: z.number().int().min(64).max(1_048_576).default(4096),
+  /** Interpreter of the Python environment to check and run programs with; default: the `python` setting. */
+  pythonPath: z.string().min(1).optional(),
+  /** "auto": isolate network and filesystem where the OS allows; "required": refuse to run otherwise. */
+  isolation: z.enum(["auto", "required"]).default("auto"),
+});
+export type VerifySettings = z.infer<typeof VerifySettingsSchema>;
+// ---- end verify ----
+
 export const EngineSettingsSchema = z.object({
   /** CPU threads for evaluation; default: the profile's, else the machine's available parallelism. */
   threads: z.number().int().positive().max(256).optional(),
@@ -45,6 +66,9 @@ export const EngineSettingsSchema = z.object({
   /** Base URL used for `hf:` sources instead of https://huggingface.co/ (a mirror). */
   downloadEndpoint: z.string().url().optional(),
   // ---- end models ----
+  // ---- verify and repair (issue #5) ----
+  verify: VerifySettingsSchema.default(VerifySettingsSchema.parse({})),
+  // ---- end verify ----
 });
 export type EngineSettingsInput = z.input<typeof EngineSettingsSchema>;
 export type EngineSettings = z.infer<typeof EngineSettingsSchema>;

@@ -64,6 +64,19 @@ describe("sidecar on the tiny models", () => {
     assert.match(byName.missing.missing[0], /nowhere\.gguf$/);
   });
 
+  test("a job with no models loaded loads the configured profile itself", async () => {
+    const fresh = await SidecarProcess.start({ sidecarPath, settings: { manifestPath: setup.manifestPath, threads: 1, profile: "tiny" } });
+    try {
+      const { jobId } = await fresh.client.request("synthesize", { requirement: REQUIREMENT });
+      const last = await fresh.waitForJob(jobId);
+      assert.equal(last.type, "jobFinished", JSON.stringify(last));
+      assert.equal(fresh.modelEvents.at(-1)?.type, "loaded");
+      assert.equal((await fresh.client.request("status")).models?.profile, "tiny");
+    } finally {
+      assert.equal(await fresh.dispose(), 0);
+    }
+  });
+
   test("loads one base model with an adapter per role in its own context", async () => {
     const info = await sidecar.client.request("loadModels", { profile: "tiny" });
     assert.equal(info.distinctModels, 1);

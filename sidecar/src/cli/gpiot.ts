@@ -2,7 +2,8 @@
  * `gpiot`: the headless command line on the same engine the sidecar serves.
  *
  * Exit codes: 0 done; 1 the job failed (model or generation); 2 usage error; 3 the requirement
- * was rejected; 4 the output folder exists; 5 the model could not be loaded; 130 interrupted.
+ * was rejected; 4 the output folder exists; 5 the model could not be loaded; 6 the program was
+ * written but its verification failed (--verify, issue #5); 130 interrupted.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -11,13 +12,20 @@ import type { JobEvent } from "../protocol";
 import { EngineSettingsSchema, type EngineSettingsInput } from "../settings";
 import { ENGINE_VERSION, SynthesisEngine, toErrorInfo } from "../engine/engine";
 import { ProgressDisplay } from "./progressDisplay";
+import { modelsCommand } from "./modelsCommand"; // issue #4: gpiot models list|pull|remove|fit|import-peft
+// ---- verify and repair (issue #5), IoT Bench ----
+import type { VerifyRequest } from "../verify/report";
+import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
+import { benchCommand } from "./benchCommand";
+// ---- end verify ----
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
 
 Usage:
   gpiot synthesize "<requirement>" --out DIR [options]
   gpiot synthesize --file REQUIREMENT.txt --out DIR [options]
-  gpiot models list [--manifest FILE]
+  gpiot models list|pull|remove|fit|import-peft ...   (gpiot models --help)
+  gpiot bench [--profile NAME | --model FILE] [--tasks a,b] [--k N] [--out DIR]   (gpiot bench --help)
   gpiot --help | --version
 
 Synthesize options:
@@ -35,8 +43,15 @@ Synthesize options:
       --seed N             sampling seed
       --json               print every event as one JSON line on stdout
   -q, --quiet              no progress display on stderr
+      --verify             check the program, run it in a sandbox on sample inputs, repair failing sub-tasks
+      --repair-rounds N    repair rounds after a failed check (default 3; 0 = check only)
+  -y, --yes                consent to running the generated program (else asked; without a terminal: static checks only)
+      --input NAME=VALUE   a value for a program input in the check run (repeatable; JSON or text)
+      --data FILE          a data file for the program's path-like inputs in the check run
+      --python PATH        the Python interpreter (environment) to check and run the program with
 
-Exit codes: 0 done, 1 job failed, 2 usage, 3 requirement rejected, 4 output exists, 5 model failed to load, 130 interrupted.
+Exit codes: 0 done, 1 job failed, 2 usage, 3 requirement rejected, 4 output exists, 5 model failed to load,
+6 program written but its verification failed, 130 interrupted.
 `;
 
 class UsageError extends Error {}
@@ -114,12 +129,21 @@ async function synthesize(args: string[]): Promise<number> {
       seed: { type: "string" },
       json: { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
+      // ---- verify and repair (issue #5) ----
+      verify: { type: "boolean" },
+      "repair-rounds": { type: "string" },
+      yes: { type: "boolean", short: "y" },
+      input: { type: "string", multiple: true },
+      data: { type: "string" },
+      python: { type: "string" },
+      // ---- end verify ----
     },
   });
   if (!values.out) throw new UsageError("--out DIR is required: the folder to write the program into");
   if (values.model && values.profile) throw new UsageError("use either --model or --profile, not both");
   const requirement = readRequirement(positionals, values.file);
-  const settings = engineSettings(values);
+  const settings = engineSettings(values as Record<string, string | boolean | undefined>);
+  const verifyRequest = await verifyOptions(values, settings); // issue #5
   const display = new ProgressDisplay(process.stderr, { enabled: !values.quiet });
   const engine = new SynthesisEngine(settings, { log: (level, message) => (level === "error" || level === "warn" ? display.note(message) : undefined) });
   let exitCode = 1;
@@ -141,14 +165,16 @@ async function synthesize(args: string[]): Promise<number> {
       engine.onJobEvent((event) => {
         if (values.json) process.stdout.write(`${JSON.stringify(event)}\n`);
         display.job(event);
+        const verifyLine = describeVerifyEvent(event); // issue #5
+        if (verifyLine && !values.json) display.note(verifyLine);
         if ((event.type === "jobFinished" || event.type === "jobFailed") && event.jobId === jobId) resolve(event);
       });
     });
-    jobId = engine.synthesize({ requirement, constraints: values.constraints, outDir: values.out, overwrite: values.overwrite ?? false }).jobId;
+    jobId = engine.synthesize({ requirement, constraints: values.constraints, outDir: values.out, overwrite: values.overwrite ?? false, ...(verifyRequest ? { verify: verifyRequest } : {}) }).jobId;
     const last = await done;
     if (last.type === "jobFinished") {
       if (!values.json) process.stdout.write(`${last.outDir}\n`);
-      exitCode = 0;
+      exitCode = last.verification?.status === "failed" ? 6 : 0;
     } else {
       exitCode = last.type === "jobFailed" ? (exitCodeForError[last.error.code] ?? 1) : 1;
     }
@@ -165,28 +191,30 @@ async function synthesize(args: string[]): Promise<number> {
   return exitCode;
 }
 
-async function models(args: string[]): Promise<number> {
-  const [subcommand, ...rest] = args;
-  if (subcommand !== "list") throw new UsageError(`unknown models command "${subcommand ?? ""}"; try: gpiot models list`);
-  const { values } = parseArgs({ args: rest, options: { manifest: { type: "string" }, json: { type: "boolean" } } });
-  const engine = new SynthesisEngine(engineSettings(values));
-  try {
-    const list = engine.listProfiles();
-    if (values.json) {
-      process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-    } else {
-      process.stdout.write(`Manifest: ${list.manifestPath}\n`);
-      for (const profile of list.profiles) {
-        const mark = profile.name === list.defaultProfile ? "*" : " ";
-        process.stdout.write(`${mark} ${profile.name.padEnd(12)} ${profile.available ? "ready  " : "missing"}  ${profile.description}\n`);
-        for (const missing of profile.missing) process.stdout.write(`      missing: ${missing}\n`);
-      }
-    }
-    return 0;
-  } finally {
-    await engine.dispose();
+// ---- verify and repair (issue #5) ----
+async function verifyOptions(values: Record<string, string | boolean | string[] | undefined>, settings: EngineSettingsInput): Promise<VerifyRequest | undefined> {
+  if (!values.verify) {
+    const stray = ["repair-rounds", "yes", "input", "data", "python"].find((name) => values[name] !== undefined);
+    if (stray) throw new UsageError(`--${stray} goes with --verify`);
+    return undefined;
   }
+  let repairRounds: number | undefined;
+  if (values["repair-rounds"] !== undefined) {
+    repairRounds = Number(values["repair-rounds"]);
+    if (!Number.isInteger(repairRounds) || repairRounds < 0 || repairRounds > 10) throw new UsageError(`--repair-rounds expects a whole number from 0 to 10, got "${values["repair-rounds"]}"`);
+  }
+  let inputs: Record<string, unknown> | undefined;
+  try {
+    inputs = values.input ? parseInputPairs(values.input as string[]) : undefined;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (typeof values.python === "string") settings.verify = { ...settings.verify, pythonPath: values.python };
+  const consent = values.yes === true || (await askConsent("Run the generated program in a sandbox (no network, read-only files, time and memory limits) to check and repair it?"));
+  if (!consent && !values.quiet) process.stderr.write("Not running the generated program (no consent; pass --yes to allow it): static checks only.\n");
+  return { execute: consent, consent, ...(repairRounds !== undefined ? { repairRounds } : {}), ...(inputs ? { inputs } : {}), ...(typeof values.data === "string" ? { dataFile: path.resolve(values.data) } : {}) };
 }
+// ---- end verify ----
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -199,12 +227,13 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${ENGINE_VERSION}\n`);
       return 0;
     }
+    if (command === "bench") return await benchCommand(rest); // issue #5: has its own --help
+    if (command === "models") return await modelsCommand(rest); // issue #4: has its own --help
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(USAGE);
       return 0;
     }
     if (command === "synthesize") return await synthesize(rest);
-    if (command === "models") return await models(rest);
     throw new UsageError(`unknown command "${command}"`);
   } catch (error) {
     if (error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith?.("ERR_PARSE_ARGS")) {

@@ -4,7 +4,7 @@
  */
 import type { JobEvent, ModelEvent } from "../protocol";
 
-const stageLabels: Record<string, string> = { td: "Decomposing the requirement", rt: "Writing the spec", cg: "Writing the code", check: "Checking", assemble: "Assembling the program", write: "Writing files" };
+const stageLabels: Record<string, string> = { td: "Decomposing the requirement", rt: "Writing the spec", cg: "Writing the code", check: "Checking", assemble: "Assembling the program", write: "Writing files", verify: "Verifying" };
 
 export class ProgressDisplay {
   private readonly live: boolean;
@@ -44,7 +44,10 @@ export class ProgressDisplay {
 
   model(event: ModelEvent): void {
     if (event.type === "loading") this.setStatus(`Loading models ${Math.round(event.progress * 100)}%`);
-    else if (event.type === "loaded") this.note(`Models ready: profile ${event.info.profile}, ${event.info.distinctModels} file(s), ${event.info.threads} thread(s), ${event.info.gpu || "CPU"}, ${event.info.loadMs} ms`);
+    else if (event.type === "loaded") {
+      this.note(`Models ready: profile ${event.info.profile}, ${event.info.distinctModels} file(s), ${event.info.threads} thread(s), ${event.info.gpu || "CPU"}, ${event.info.loadMs} ms`);
+      if (event.info.fit) this.note(`  ${event.info.fit.summary}${event.info.fit.advice ? ` ${event.info.fit.advice}` : ""}`);
+    }
   }
 
   job(event: JobEvent): void {

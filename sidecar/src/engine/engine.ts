@@ -25,6 +25,9 @@ import { roleNames } from "../schemas";
 import { EngineSettingsSchema, defaultThreadCount, type EngineSettings, type EngineSettingsInput } from "../settings";
 import { defaultManifestPath, loadManifest, ManifestError, resolveProfile, resolveSingleModel, type ResolvedModels } from "../models/manifest";
 import { ModelHost, ModelLoadError } from "../models/modelHost";
+import { ModelsError } from "../models/download";
+import { ModelsService } from "../models/modelsService";
+import { ConversionError } from "../peft/hfLlamaToGguf";
 import { assembleProgram } from "../pipeline/assembleProgram";
 import { generateCode } from "../pipeline/codeGeneration";
 import { checkPythonSyntax } from "../pipeline/pythonSyntax";
@@ -34,6 +37,12 @@ import { CancelledError, StageOutputError, throwIfCancelled } from "../pipeline/
 import { decomposeRequirement } from "../pipeline/taskDecomposition";
 import { OutputExistsError, writeProgram } from "../pipeline/writeProgram";
 import { Program } from "./program";
+// ---- verify and repair (issue #5) ----
+import { PythonUnavailableError } from "../verify/pythonEnv";
+import { verifyAndRepair } from "../verify/repairLoop";
+import { VerifyRequestSchema, type VerifyRequest } from "../verify/report";
+import { IsolationUnavailableError } from "../verify/sandbox";
+// ---- end verify ----
 
 export const ENGINE_VERSION = "0.1.0";
 
@@ -51,6 +60,8 @@ export function toErrorInfo(error: unknown): ErrorInfo {
   if (error instanceof CancelledError) return { code: "CANCELLED", message: error.message };
   if (error instanceof EngineError || error instanceof RequirementError || error instanceof ModelLoadError) return { code: error.code, message: error.message };
   if (error instanceof StageOutputError || error instanceof OutputExistsError || error instanceof ManifestError) return { code: error.code, message: error.message };
+  if (error instanceof ModelsError || error instanceof ConversionError) return { code: error.code, message: error.message };
+  if (error instanceof PythonUnavailableError || error instanceof IsolationUnavailableError) return { code: error.code, message: error.message };
   if (error instanceof Error && error.name === "AbortError") return { code: "CANCELLED", message: "Cancelled by the user" };
   return { code: "INTERNAL", message: error instanceof Error ? error.message : String(error) };
 }
@@ -60,7 +71,22 @@ interface JobOutcome {
   outDir?: string;
   files: string[];
   mainCompiles?: boolean;
+  verification?: VerificationSummary;
 }
+
+// ---- verify and repair (issue #5) ----
+type VerificationSummary = NonNullable<Extract<JobEvent, { type: "jobFinished" }>["verification"]>;
+
+/** What one verification may do, fixed when it is requested. */
+interface VerifyPlan {
+  execute: boolean;
+  repairRounds: number;
+  inputs?: Record<string, unknown>;
+  dataFile?: string;
+  /** Fail the job when verification cannot run (gpiot/verify) rather than skip it (after synthesis). */
+  required: boolean;
+}
+// ---- end verify ----
 
 interface Job {
   id: string;
@@ -126,6 +152,15 @@ export class SynthesisEngine {
 
   // ---- models ----
 
+  // ---- model files: pull, remove, GPU fit (issue #4) ----
+  private modelsService?: ModelsService;
+  /** Pull plans, pulls with progress, removal and GPU fit (gpiot/pullPlan, pullModel, cancelPull, removeModel, modelFit). */
+  get modelManager(): ModelsService {
+    this.modelsService ??= new ModelsService(this.settings, () => this.manifestPath(), () => this.getLlamaRuntime(), (message) => this.log("info", message));
+    return this.modelsService;
+  }
+  // ---- end model files ----
+
   private getLlamaRuntime(): Promise<Llama> {
     this.llama ??= getLlama({
       gpu: this.settings.gpu,
@@ -157,7 +192,7 @@ export class SynthesisEngine {
       profiles: Object.entries(manifest.profiles).map(([name, profile]) => {
         let missing: string[];
         try {
-          const resolved = resolveProfile(manifest, manifestPath, name);
+          const resolved = resolveProfile(manifest, manifestPath, name, { modelsDir: this.settings.modelsDir });
           missing = [...new Set(roleNames.flatMap((role) => [resolved.roles[role].modelPath, ...resolved.roles[role].adapters.map((adapter) => adapter.path)]))].filter((file) => !existsSync(file));
         } catch (error) {
           missing = [(error as Error).message];
@@ -171,11 +206,15 @@ export class SynthesisEngine {
     const modelPath = params.modelPath ?? (params.profile ? undefined : this.settings.modelPath);
     if (modelPath) return resolveSingleModel(modelPath);
     const manifestPath = this.manifestPath();
-    return resolveProfile(loadManifest(manifestPath), manifestPath, params.profile ?? this.settings.profile);
+    return resolveProfile(loadManifest(manifestPath), manifestPath, params.profile ?? this.settings.profile, { modelsDir: this.settings.modelsDir });
   }
 
   async loadModels(params: ParamsOf<"loadModels"> = {}): Promise<LoadedModelInfo> {
     if (this.running) throw new EngineError("PROGRAM_BUSY", `Job ${this.running.id} is running; wait for it or cancel it before loading other models.`);
+    return this.load(params);
+  }
+
+  private async load(params: ParamsOf<"loadModels">): Promise<LoadedModelInfo> {
     if (this.loading) await this.loading.catch(() => undefined);
     const resolved = this.resolveModels(params);
     const previous = this.host;
@@ -217,7 +256,8 @@ export class SynthesisEngine {
   private async requireModels(): Promise<ModelHost> {
     if (this.host) return this.host;
     if (this.loading) return this.loading;
-    await this.loadModels({});
+    // A job that finds no models loads the configured ones itself (the job is already running).
+    await this.load({});
     return this.host!;
   }
 
@@ -245,6 +285,8 @@ export class SynthesisEngine {
     const review = params.review ?? "none";
     if (params.outDir) program.requestedOutput = { outDir: params.outDir, overwrite: params.overwrite ?? false };
     const target = { outDir: params.outDir, overwrite: params.overwrite ?? false };
+    const verifyPlan = this.verifyPlan(params.verify, params.workspaceTrusted, false);
+    if (verifyPlan) this.verifyPlans.set(program, verifyPlan);
     const job = this.enqueue(program, "synthesize", async (job, timings) => {
       await this.runDecomposition(job, timings);
       if (review === "decomposition") return { awaitingReview: "decomposition", files: [] };
@@ -423,7 +465,7 @@ export class SynthesisEngine {
     this.emit({ type: "specReady", ...ref, subTaskId, spec: result.spec, markdown: entry.specMarkdown! });
   }
 
-  private async runCode(job: Job, timings: StageTiming[], host: ModelHost, subTaskId: string): Promise<void> {
+  private async runCode(job: Job, timings: StageTiming[], host: ModelHost, subTaskId: string, repair?: { previousCode: string; error: string }): Promise<void> {
     const { program } = job;
     const ref = { jobId: job.id, programId: program.id };
     const entry = program.find(subTaskId)!;
@@ -432,7 +474,7 @@ export class SynthesisEngine {
     this.emit({ type: "stageStarted", ...ref, stage: "cg", subTaskId });
     const result = await generateCode(
       host,
-      { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId) },
+      { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId), ...(repair ? { repair } : {}) },
       {
         signal: job.controller.signal,
         maxTokens: this.settings.maxTokens.cg,
@@ -464,10 +506,93 @@ export class SynthesisEngine {
     for (const entry of program.subTasks) {
       if (program.needsCode(entry)) await this.runCode(job, timings, host, entry.id);
     }
+    // ---- verify and repair (issue #5) ----
+    const verifyPlan = this.verifyPlans.get(program);
+    const verification = verifyPlan ? await this.runVerification(job, timings, verifyPlan) : undefined;
+    const verified = verification ? { verification } : {};
+    // ---- end verify ----
     const outDir = target.outDir ?? program.outDir;
-    if (!outDir) return { files: [] };
-    return this.runWrite(job, timings, outDir, target.overwrite);
+    if (!outDir) return { files: [], ...verified };
+    return { ...(await this.runWrite(job, timings, outDir, target.overwrite)), ...verified };
   }
+
+  // ---- verify and repair (issue #5) ----
+  private readonly verifyPlans = new WeakMap<Program, VerifyPlan>();
+
+  /**
+   * What a verification may do. An explicit request that runs the program needs consent (in the
+   * request or the verify.consent setting) and a trusted workspace, else it is refused; the
+   * verify.enabled setting alone runs the program only with consent and trust, else checks it
+   * statically.
+   */
+  private verifyPlan(request: VerifyRequest | undefined, workspaceTrusted: boolean | undefined, required: boolean): VerifyPlan | null {
+    const settings = this.settings.verify;
+    if (!request && !settings.enabled) return null;
+    const parsed = VerifyRequestSchema.parse(request ?? { execute: settings.consent && workspaceTrusted !== false });
+    const consent = parsed.consent ?? settings.consent;
+    if (parsed.execute && workspaceTrusted === false)
+      throw new EngineError("WORKSPACE_UNTRUSTED", "This workspace is not trusted: GPIoT never runs generated code in it. Trust the workspace, or verify with execute: false (static checks only).");
+    if (parsed.execute && !consent)
+      throw new EngineError("CONSENT_REQUIRED", "Running the generated program needs your consent: pass consent: true (CLI: --yes), set verify.consent, or verify with execute: false (static checks only).");
+    return { execute: parsed.execute, repairRounds: parsed.repairRounds ?? settings.repairRounds, inputs: parsed.inputs, dataFile: parsed.dataFile, required };
+  }
+
+  /** Queues a verification (and repair) of a program whose sub-tasks all have code. */
+  verify(params: ParamsOf<"verify">): ResultOf<"verify"> {
+    this.assertServing();
+    const program = this.program(params.programId);
+    this.assertIdle(program);
+    if (program.subTasks.length === 0) throw new EngineError("NOTHING_TO_ASSEMBLE", `Program ${program.id} has no sub-tasks yet.`);
+    const ready = program.parts();
+    if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date spec and code yet; continue or regenerate it first.`);
+    const { programId: _programId, workspaceTrusted, ...request } = params;
+    const plan = this.verifyPlan(request, workspaceTrusted, true)!;
+    const job = this.enqueue(program, "verify", async (job, timings) => {
+      const before = JSON.stringify(program.subTasks.map((entry) => entry.artifact?.code ?? null));
+      const verification = await this.runVerification(job, timings, plan);
+      const changed = JSON.stringify(program.subTasks.map((entry) => entry.artifact?.code ?? null)) !== before;
+      if (program.outDir && changed) return { ...(await this.runWrite(job, timings, program.outDir, true)), ...(verification ? { verification } : {}) };
+      return { files: [], ...(verification ? { verification } : {}) };
+    });
+    return { jobId: job.id };
+  }
+
+  private async runVerification(job: Job, timings: StageTiming[], plan: VerifyPlan): Promise<VerificationSummary | undefined> {
+    const { program } = job;
+    const ref = { jobId: job.id, programId: program.id };
+    const settings = this.settings.verify;
+    try {
+      const state = await verifyAndRepair(
+        {
+          subTasks: () => program.subTasks,
+          assemble: () => {
+            const ready = program.parts();
+            if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date code.`);
+            return assembleProgram({ requirement: program.requirement, limits: program.limits, parts: ready.parts, generator: { profile: this.host?.info.profile ?? "unknown", createdAt: new Date().toISOString() } });
+          },
+          regenerate: async (subTaskId, repair) => this.runCode(job, timings, await this.requireModels(), subTaskId, repair),
+          emit: (event) => this.emit({ ...event, ...ref }),
+          signal: job.controller.signal,
+        },
+        {
+          execute: plan.execute,
+          repairRounds: plan.repairRounds,
+          inputs: plan.inputs,
+          dataFile: plan.dataFile,
+          settings: { python: settings.pythonPath ?? this.settings.python, timeoutMs: settings.timeoutMs, memoryMB: settings.memoryMB, isolation: settings.isolation },
+        },
+      );
+      program.verification = state;
+      timings.push({ stage: "verify", ms: state.attempts.reduce((sum, attempt) => sum + attempt.report.ms, 0), tokens: 0 });
+      const best = state.attempts.find((attempt) => attempt.round === state.bestRound)!;
+      return { status: state.status, bestRound: state.bestRound, rounds: state.attempts.length - 1, executed: best.report.executed, failure: best.report.failure };
+    } catch (error) {
+      if (plan.required || job.controller.signal.aborted || !(error instanceof PythonUnavailableError || error instanceof IsolationUnavailableError)) throw error;
+      this.emit({ type: "stageFailed", ...ref, stage: "verify", error: toErrorInfo(error) });
+      return undefined;
+    }
+  }
+  // ---- end verify ----
 
   private async runWrite(job: Job, timings: StageTiming[], outDir: string, overwrite: boolean): Promise<JobOutcome> {
     const { program } = job;
@@ -502,6 +627,7 @@ export class SynthesisEngine {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.modelsService?.dispose();
     for (const job of this.queue.splice(0)) {
       job.program.busyJobs -= 1;
       this.emit({ type: "jobFailed", jobId: job.id, programId: job.program.id, kind: job.kind, error: { code: "SHUTTING_DOWN", message: "The engine shut down before the job started" }, cancelled: true, totalMs: 0 });

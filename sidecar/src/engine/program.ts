@@ -6,6 +6,7 @@ import type { CodeState, ProgramSnapshot, ProgramSubTask } from "../protocol";
 import type { CodeArtifact, ResourceLimits, SubTask, SyntaxCheck, TaskSpec } from "../schemas";
 import { renderSpecMarkdown } from "../pipeline/requirementTransformation";
 import type { ProgramPart } from "../pipeline/assembleProgram";
+import type { VerificationState } from "../verify/report";
 
 export class Program {
   subTasks: ProgramSubTask[] = [];
@@ -14,6 +15,8 @@ export class Program {
   requestedOutput: { outDir: string; overwrite: boolean } | null = null;
   files: string[] = [];
   busyJobs = 0;
+  /** The last verification's rounds and the version kept (issue #5). */
+  verification: VerificationState | null = null;
   private nextSubTaskNumber = 1;
 
   constructor(
@@ -98,6 +101,7 @@ export class Program {
       outDir: this.outDir,
       files: [...this.files],
       busy: this.busyJobs > 0,
+      verification: this.verification ? structuredClone(this.verification) : null,
     };
   }
 }

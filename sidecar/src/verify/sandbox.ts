@@ -64,9 +64,19 @@ export interface SandboxResult {
   /** Final values by name, as JSON; null when the run produced none. */
   outputs: Record<string, unknown> | null;
   finalOutputs: string[];
+  /** Each sub-task's run() time and the peak memory once it returned, in order. */
+  steps: SandboxStep[];
+  /** The module whose step was running last (where a timeout or kill hit). */
+  lastModule: string | null;
   isolation: Isolation;
   python: { executable: string; version: string };
   workdir: string | null;
+}
+
+export interface SandboxStep {
+  module: string;
+  ms: number;
+  peakMemoryMB: number | null;
 }
 
 export class IsolationUnavailableError extends Error {
@@ -214,13 +224,19 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       error?: ExecutionError;
       outputs?: Record<string, unknown>;
       finalOutputs?: string[];
+      steps?: SandboxStep[];
       setup?: { filesystem?: string; readOnlyFailed?: string[]; filesystemError?: string; limits?: { memory?: number | null; note?: string } };
     } = {};
-    try {
-      const text = Buffer.concat(reportChunks).toString("utf8");
-      if (text.trim()) report = JSON.parse(text);
-    } catch {
-      report = {};
+    let lastModule: string | null = null;
+    for (const line of Buffer.concat(reportChunks).toString("utf8").split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        const message = JSON.parse(line) as { current?: string | null; final?: typeof report };
+        if (message.final) report = message.final;
+        else if (message.current) lastModule = message.current;
+      } catch {
+        // a torn last line (the run was killed mid-write)
+      }
     }
     const notes: string[] = [];
     if (!support.available) notes.push(`not isolated: ${support.reason}`);
@@ -251,6 +267,8 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       error: report.error ?? null,
       outputs: report.outputs ?? null,
       finalOutputs: report.finalOutputs ?? [],
+      steps: report.steps ?? [],
+      lastModule,
       isolation,
       python,
       workdir: options.keepWorkdir ? workdir : null,

@@ -19,6 +19,21 @@ try:
 except Exception:
     pass
 _result = {"setup": {}, "exitCode": None}
+_steps = []
+
+
+def _mark(module):
+    now = time.perf_counter()
+    if _steps and "ms" not in _steps[-1]:
+        _steps[-1]["ms"] = round((now - _steps[-1].pop("started")) * 1000.0, 3)
+        _steps[-1]["peakMemoryMB"] = _peak_memory_mb()
+    if module:
+        _steps.append({"module": module, "started": now})
+    try:
+        _report.write(json.dumps({"current": module}) + "\n")
+        _report.flush()
+    except Exception:
+        pass
 
 
 def _isolate_filesystem(workdir):
@@ -187,6 +202,7 @@ def _run():
 
         def import_module(self, name, package=None):
             current["module"] = name
+            _mark(name)
             return importlib.import_module(name, package)
 
     namespace["importlib"] = _ImportTracker()
@@ -206,9 +222,11 @@ def _run():
             state = original(values)
         except BaseException as error:
             captured["pipelineMs"] = (time.perf_counter() - started) * 1000.0
+            _mark(None)
             captured["error"] = _describe_error(error, module_files, current)
             raise
         captured["pipelineMs"] = (time.perf_counter() - started) * 1000.0
+        _mark(None)
         captured["state"] = state
         return state
 
@@ -249,13 +267,14 @@ except BaseException as error:
 finally:
     _result["exitCode"] = _exit
     _result["peakMemoryMB"] = _peak_memory_mb()
+    _result["steps"] = [step for step in _steps if "ms" in step]
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except Exception:
         pass
     try:
-        _report.write(json.dumps(_result, allow_nan=False, default=lambda value: repr(value)[:200]))
+        _report.write(json.dumps({"final": _result}, allow_nan=False, default=lambda value: repr(value)[:200]) + "\n")
         _report.close()
     except Exception as error:
         sys.stderr.write("gpiot sandbox: could not report the result: %s\n" % error)
