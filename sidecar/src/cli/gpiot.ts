@@ -35,6 +35,8 @@ Synthesize options:
   -m, --model FILE         one GGUF model for all three roles (no adapters)
   -p, --profile NAME       a profile of the models manifest (default: the manifest's default)
       --manifest FILE      a models manifest other than the shipped models/manifest.json
+      --models-dir DIR     where downloaded models live (default: ~/.cache/gpiot/models or $GPIOT_MODELS_DIR)
+      --offline            never open a network connection
       --overwrite          replace the output folder if it exists
       --threads N          CPU threads (default: the profile's, else all available cores)
       --gpu MODE           auto | cpu | cuda | vulkan | metal (default: auto)
@@ -87,6 +89,8 @@ function engineSettings(values: Record<string, string | boolean | undefined>): E
     temperature: number("temperature"),
     seed: number("seed"),
     manifestPath: values.manifest,
+    ...(values.offline ? { offline: true } : {}),
+    ...(values["models-dir"] ? { modelsDir: values["models-dir"] } : {}),
     profile: values.profile,
     modelPath: values.model,
   });
@@ -121,6 +125,8 @@ async function synthesize(args: string[]): Promise<number> {
       model: { type: "string", short: "m" },
       profile: { type: "string", short: "p" },
       manifest: { type: "string" },
+      offline: { type: "boolean" },
+      "models-dir": { type: "string" },
       overwrite: { type: "boolean" },
       threads: { type: "string" },
       gpu: { type: "string" },

@@ -141,7 +141,9 @@ def parse_arguments(argv):
 
 def describe(value):
     shape = getattr(value, "shape", None)
-    if shape is not None:
+    if shape is not None and tuple(shape) == () and hasattr(value, "item"):
+        value = value.item()
+    elif shape is not None:
         return "%s of shape %s" % (type(value).__name__, tuple(shape))
     text = repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
