@@ -20,6 +20,7 @@ import { CG_SYSTEM_PROMPT } from "../sidecar/src/pipeline/codeGeneration";
 import { CodeArtifactSchema } from "../sidecar/src/schemas";
 import type { JobEvent } from "../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
+import { formatExtensionBench, runExtensionBench } from "./extensionBench";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
 const RUNS = Number(process.env.GPIOT_BENCH_RUNS ?? 5);
@@ -204,7 +205,14 @@ async function main(): Promise<void> {
     const cancel = await cancelLatency(setup.manifestPath);
     console.log("Cancel latency (ms, from the cancel request)");
     console.log(`  until the job's end event reaches the client: ${fmt(cancel.toJobEndMs)}`);
-    console.log(`  until the last streamed token:                ${fmt(cancel.toLastTokenMs)}`);
+    console.log(`  until the last streamed token:                ${fmt(cancel.toLastTokenMs)}\n`);
+
+    console.log("VS Code extension (code-server 4.100.3, real sidecar, tiny model)");
+    try {
+      console.log(formatExtensionBench(await runExtensionBench({ runs: RUNS, log: () => undefined })));
+    } catch (error) {
+      console.log(`  skipped: ${(error as Error).message}`);
+    }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     rmSync(setup.dir, { recursive: true, force: true });

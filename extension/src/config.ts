@@ -1,0 +1,97 @@
+/**
+ * The `gpiot.*` settings: what the sidecar receives as `initializationOptions`, and where programs
+ * are written. Settings that name something to load or run (model, manifest, Python) are declared
+ * `restrictedConfigurations`, so VS Code itself ignores workspace values of them in untrusted
+ * workspaces.
+ */
+import path from "node:path";
+import * as vscode from "vscode";
+import type { EngineSettingsInput, ReviewMode } from "../../sidecar/src/protocol";
+
+export const SECTION = "gpiot";
+
+/** Settings whose change needs a restart of the sidecar (they are its initializationOptions). */
+export const ENGINE_SETTINGS = ["profile", "modelPath", "manifestPath", "threads", "gpu", "contextSize", "temperature", "pythonPath"] as const;
+
+function config(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration(SECTION);
+}
+
+export function firstWorkspaceFolder(): string | undefined {
+  const folder = vscode.workspace.workspaceFolders?.find((candidate) => candidate.uri.scheme === "file");
+  return folder?.uri.fsPath;
+}
+
+/** A path from a setting: `~` and `${workspaceFolder}` expanded, relative paths against the first workspace folder. */
+export function resolveSettingPath(value: string): string | undefined {
+  const trimmed = value.trim();
+  if (!trimmed) return undefined;
+  const workspace = firstWorkspaceFolder();
+  let expanded = trimmed.replace(/\$\{workspaceFolder\}/g, workspace ?? "");
+  if (expanded === "~" || expanded.startsWith("~/")) expanded = path.join(process.env.HOME ?? "", expanded.slice(1));
+  if (path.isAbsolute(expanded)) return path.normalize(expanded);
+  return workspace ? path.join(workspace, expanded) : path.resolve(expanded);
+}
+
+export function engineSettings(): EngineSettingsInput {
+  const c = config();
+  const settings: EngineSettingsInput = {};
+  const profile = c.get<string>("profile", "").trim();
+  if (profile) settings.profile = profile;
+  const modelPath = resolveSettingPath(c.get<string>("modelPath", ""));
+  if (modelPath) settings.modelPath = modelPath;
+  const manifestPath = resolveSettingPath(c.get<string>("manifestPath", ""));
+  if (manifestPath) settings.manifestPath = manifestPath;
+  const threads = c.get<number>("threads", 0);
+  if (Number.isInteger(threads) && threads > 0) settings.threads = threads;
+  const gpu = c.get<string>("gpu", "auto");
+  settings.gpu = gpu === "cpu" ? false : gpu === "cuda" || gpu === "vulkan" || gpu === "metal" ? gpu : "auto";
+  const contextSize = c.get<number>("contextSize", 0);
+  if (Number.isInteger(contextSize) && contextSize >= 256) settings.contextSize = contextSize;
+  const temperature = c.get<number>("temperature", 0);
+  if (typeof temperature === "number" && temperature >= 0 && temperature <= 2) settings.temperature = temperature;
+  const python = c.get<string>("pythonPath", "").trim();
+  // A bare name ("python3") is looked up on PATH; anything with a separator is a path.
+  if (python) settings.python = /[\\/]/.test(python) ? resolveSettingPath(python)! : python;
+  return settings;
+}
+
+export function reviewMode(): ReviewMode {
+  const value = config().get<string>("reviewBeforeGenerate", "none");
+  return value === "decomposition" || value === "specs" ? value : "none";
+}
+
+/** The folder programs go into, or undefined when the user must be asked (empty setting, or a relative one with no workspace folder). */
+export function configuredOutputFolder(): string | undefined {
+  const value = config().get<string>("outputFolder", "gpiot-programs").trim();
+  if (!value) return undefined;
+  if (!path.isAbsolute(value) && !value.startsWith("~") && !value.includes("${workspaceFolder}") && !firstWorkspaceFolder()) return undefined;
+  return resolveSettingPath(value);
+}
+
+export function openStreamingEditors(): boolean {
+  return config().get<boolean>("openStreamingEditors", true);
+}
+
+export function codeLensEnabled(): boolean {
+  return config().get<boolean>("codeLens", true);
+}
+
+export async function updateSetting(key: string, value: unknown): Promise<void> {
+  const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  await config().update(key, value, target);
+}
+
+/** A folder name for a program from its requirement: a few words, lower case, ASCII. */
+export function programFolderName(requirement: string): string {
+  const words = requirement
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((word) => word.length > 1 && !STOP_WORDS.has(word))
+    .slice(0, 5);
+  return words.join("-").slice(0, 48).replace(/-+$/, "") || "program";
+}
+
+const STOP_WORDS = new Set(["the", "and", "for", "from", "with", "that", "this", "into", "on", "in", "of", "to", "an", "it", "its", "is", "be", "by", "as", "at", "or", "then", "when", "which"]);

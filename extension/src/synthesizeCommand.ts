@@ -1,0 +1,228 @@
+/**
+ * "GPIoT: Synthesize Program": requirement → (review) → files in the workspace.
+ *
+ * Asks for the requirement, optional resource constraints and (unless `gpiot.outputFolder` says)
+ * the folder; queues `gpiot/synthesize`; shows a cancellable progress notification; opens the
+ * decomposition, specs and code as they stream; when the files are written, opens main.py.
+ * Arguments skip the questions (for tests, other extensions and keybindings):
+ *   executeCommand("gpiot.synthesize", { requirement, constraints?, outDir?, overwrite?, review?, openEditors?, wait? })
+ */
+import path from "node:path";
+import * as vscode from "vscode";
+import type { ReviewMode } from "../../sidecar/src/protocol";
+import { configuredOutputFolder, firstWorkspaceFolder, openStreamingEditors, programFolderName, reviewMode } from "./config";
+import { freshProgramFolder, isNonEmptyDirectory } from "./outputFolders";
+import type { Jobs, StartedJob } from "./jobs";
+import { short } from "./jobs";
+import { withJobProgress } from "./progress";
+import type { JobResult, ProgramState } from "./programStore";
+import { askConstraints, askRequirement, requirementFromText } from "./requirementInput";
+import { showStream } from "./streamDocuments";
+import type { Ui } from "./ui";
+import { errorInfoOf } from "./sidecar";
+
+export interface SynthesizeArgs {
+  requirement?: string;
+  /** A document (e.g. a requirement document) whose text is the requirement. */
+  requirementUri?: string;
+  constraints?: string;
+  /** Program folder; relative paths are resolved against the first workspace folder. */
+  outDir?: string;
+  overwrite?: boolean;
+  review?: ReviewMode;
+  /** Open the streaming editors and main.py (default: the gpiot.openStreamingEditors setting). */
+  openEditors?: boolean;
+  /** false: resolve as soon as the job is queued (result status "queued"). */
+  wait?: boolean;
+}
+
+export interface SynthesizeResult extends Partial<Omit<JobResult, "status">> {
+  status: JobResult["status"] | "queued" | "aborted";
+  programUid?: string;
+  requirement?: string;
+  /** Set when the user chose Retry after a failure: the result is the retry's. */
+  retriedAfter?: JobResult;
+  message?: string;
+}
+
+export interface SynthesisContext {
+  jobs: Jobs;
+  ui: Ui;
+  revealProgram(program: ProgramState): Promise<void>;
+}
+
+/** Picks the folder a new program is written into; undefined when the user cancelled. */
+export async function chooseProgramFolder(ui: Ui, requirement: string, requested?: string, overwrite?: boolean): Promise<{ outDir: string; overwrite: boolean } | undefined> {
+  if (requested) {
+    const workspace = firstWorkspaceFolder();
+    const outDir = path.isAbsolute(requested) ? path.normalize(requested) : path.resolve(workspace ?? process.cwd(), requested);
+    if (!overwrite && (await isNonEmptyDirectory(outDir))) {
+      const ok = await ui.confirm(`The folder ${outDir} already exists and is not empty. Replace its contents with the generated program?`, "Overwrite", "The old folder is replaced only once the new program is completely written.");
+      if (!ok) return undefined;
+      return { outDir, overwrite: true };
+    }
+    return { outDir, overwrite: overwrite ?? false };
+  }
+  let parent = configuredOutputFolder();
+  if (!parent) {
+    const picked = await vscode.window.showOpenDialog({
+      canSelectFiles: false,
+      canSelectFolders: true,
+      canSelectMany: false,
+      openLabel: "Write the program here",
+      title: "GPIoT: choose the folder for the new program (set gpiot.outputFolder to skip this question)",
+    });
+    if (!picked?.length) return undefined;
+    parent = picked[0].fsPath;
+  }
+  return { outDir: await freshProgramFolder(parent, programFolderName(requirement)), overwrite: false };
+}
+
+/** Opens the stream editors as the stages start. */
+function followStreams(jobs: Jobs, program: ProgramState): vscode.Disposable {
+  const opened = new Set<string>();
+  const open = (kind: "decomposition" | "specs" | "code") => {
+    if (opened.has(kind)) return;
+    opened.add(kind);
+    void showStream(program, kind).then(undefined, () => undefined);
+  };
+  open("decomposition");
+  return jobs.store.onDidChangeProgram(({ program: changed, event }) => {
+    if (changed !== program || event?.type !== "stageStarted") return;
+    if (event.stage === "rt") open("specs");
+    if (event.stage === "cg") open("code");
+  });
+}
+
+export async function openProgramMain(program: ProgramState): Promise<void> {
+  const main = program.files.find((file) => path.basename(file) === "main.py") ?? program.files[0];
+  if (!main) return;
+  const document = await vscode.workspace.openTextDocument(vscode.Uri.file(main));
+  await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preview: false });
+}
+
+/** What the user sees when a job that writes files has ended; returns the final result (after retries/overwrite). */
+export async function presentWriteOutcome(
+  context: SynthesisContext,
+  started: StartedJob,
+  result: JobResult,
+  options: { openEditors: boolean; retry?: () => Promise<SynthesizeResult> },
+): Promise<SynthesizeResult> {
+  const { ui, jobs } = context;
+  const { program } = started;
+  const base = { ...result, programUid: program.uid, requirement: program.requirement };
+  if (result.status === "finished") {
+    if (result.outDir && options.openEditors) await openProgramMain(program).catch(() => undefined);
+    if (result.outDir) {
+      const compiles = result.mainCompiles === false ? " (main.py does not compile: see the sub-tasks marked with a syntax error)" : "";
+      void ui.info(`GPIoT wrote ${result.files.length} files to ${vscode.workspace.asRelativePath(result.outDir)}${compiles}.`, "Reveal in Explorer").then((choice) => {
+        if (choice === "Reveal in Explorer") void vscode.commands.executeCommand("revealInExplorer", vscode.Uri.file(result.outDir!));
+      });
+    }
+    return base;
+  }
+  if (result.status === "awaitingReview") {
+    await context.revealProgram(program).catch(() => undefined);
+    const what = result.awaitingReview === "specs" ? "specifications" : `${program.subTasks.length} sub-tasks`;
+    void ui.info(`Review the ${what} of "${short(program.requirement, 40)}" in the GPIoT view: edit, add, delete or reorder them, then choose Continue.`, "Continue").then((choice) => {
+      if (choice === "Continue") void vscode.commands.executeCommand("gpiot.continue", { programUid: program.uid });
+    });
+    return base;
+  }
+  if (result.status === "cancelled") {
+    void ui.info(`GPIoT stopped "${short(program.requirement, 40)}"; nothing was written.`);
+    return base;
+  }
+  const error = result.error ?? { code: "INTERNAL", message: "unknown error" };
+  if (error.code === "OUTPUT_EXISTS" && !program.lost) {
+    const folder = program.intendedOutDir ?? "the output folder";
+    const ok = await ui.confirm(`${folder} already exists and is not empty. Replace it with the generated program?`, "Overwrite");
+    if (!ok) return base;
+    const again = await jobs.assemble(program, { outDir: program.intendedOutDir, overwrite: true });
+    return presentWriteOutcome(context, again, await withJobProgress(jobs, again, "GPIoT: writing the program"), options);
+  }
+  if (error.code === "ENGINE_STOPPED") {
+    const choice = await ui.error(
+      `The GPIoT engine stopped while working on "${short(program.requirement, 40)}". It has been restarted; no files were written.`,
+      ...(options.retry ? ["Retry"] : []),
+      "Show Log",
+    );
+    if (choice === "Retry" && options.retry) return { ...(await options.retry()), retriedAfter: result };
+    if (choice === "Show Log") void vscode.commands.executeCommand("gpiot.showLog");
+    return base;
+  }
+  const items = isModelProblem(error.code) ? ["Choose Model Profile", "Choose Model File", "Show Log"] : [...(options.retry ? ["Retry"] : []), "Show Log"];
+  const choice = await ui.error(`GPIoT could not finish "${short(program.requirement, 40)}": ${error.message}`, ...items);
+  if (choice === "Retry" && options.retry) return { ...(await options.retry()), retriedAfter: result };
+  runChoice(choice);
+  return base;
+}
+
+function isModelProblem(code: string): boolean {
+  return ["MODEL_NOT_FOUND", "MODEL_INVALID", "ADAPTER_MISMATCH", "MODEL_LOAD_FAILED", "MANIFEST_INVALID", "MODEL_NOT_LOADED"].includes(code);
+}
+
+function runChoice(choice: string | undefined): void {
+  if (choice === "Choose Model Profile") void vscode.commands.executeCommand("gpiot.chooseProfile");
+  if (choice === "Choose Model File") void vscode.commands.executeCommand("gpiot.chooseModelFile");
+  if (choice === "Show Log") void vscode.commands.executeCommand("gpiot.showLog");
+}
+
+export async function synthesizeProgram(context: SynthesisContext, args: SynthesizeArgs = {}): Promise<SynthesizeResult> {
+  const { jobs, ui } = context;
+  const commandAt = Date.now();
+  let requirement = args.requirement;
+  let constraints = args.constraints;
+  if (requirement === undefined && args.requirementUri) {
+    const document = await vscode.workspace.openTextDocument(vscode.Uri.parse(args.requirementUri));
+    const parsed = requirementFromText(document.getText(), document.languageId);
+    requirement = parsed.requirement;
+    constraints ??= parsed.constraints;
+  }
+  if (requirement === undefined) {
+    const answer = await askRequirement();
+    if (!answer) return { status: "aborted", message: "No requirement given." };
+    requirement = answer.requirement;
+    constraints ??= answer.constraints;
+    if (constraints === undefined) {
+      const typed = await askConstraints();
+      if (typed === undefined) return { status: "aborted", message: "Cancelled at the constraints." };
+      constraints = typed;
+    }
+  }
+  if (!requirement.trim()) {
+    void ui.error("The requirement is empty: describe what the program should do.");
+    return { status: "aborted", message: "Empty requirement." };
+  }
+  const folder = await chooseProgramFolder(ui, requirement, args.outDir, args.overwrite);
+  if (!folder) return { status: "aborted", message: "No output folder chosen." };
+  const review = args.review ?? reviewMode();
+  const openEditors = args.openEditors ?? openStreamingEditors();
+  const retry = () => synthesizeProgram(context, { ...args, requirement, constraints, outDir: folder.outDir, overwrite: folder.overwrite, requirementUri: undefined });
+
+  let started: StartedJob;
+  try {
+    started = await jobs.synthesize({ requirement, constraints, outDir: folder.outDir, overwrite: folder.overwrite, review, origin: "palette", commandAt });
+  } catch (error) {
+    const info = errorInfoOf(error);
+    const items = isModelProblem(info.code) ? ["Choose Model Profile", "Choose Model File", "Show Log"] : ["Retry", "Show Log"];
+    const choice = await ui.error(`GPIoT could not start: ${info.message}`, ...items);
+    if (choice === "Retry") return { ...(await retry()), retriedAfter: { status: "failed", error: info, files: [], jobId: "", programId: "", programUid: "", generation: 0, kind: "synthesize" } };
+    runChoice(choice);
+    return { status: "failed", error: info, requirement };
+  }
+  const { program } = started;
+  void context.revealProgram(program).catch(() => undefined);
+  const follow = openEditors ? followStreams(jobs, program) : undefined;
+  const finished = withJobProgress(jobs, started, `GPIoT: ${short(requirement, 50)}`);
+  if (args.wait === false) {
+    void Promise.resolve(finished).then((result) => {
+      follow?.dispose();
+      return presentWriteOutcome(context, started, result, { openEditors, retry });
+    });
+    return { status: "queued", jobId: started.jobId, programId: program.programId, programUid: program.uid, generation: started.generation, requirement };
+  }
+  const result = await finished;
+  follow?.dispose();
+  return presentWriteOutcome(context, started, result, { openEditors, retry });
+}

@@ -1,0 +1,33 @@
+/**
+ * Runs the mocha suite (dist/test/extension/suite/index.cjs) in code-server against a fresh
+ * workspace. `tsx test/extension/runSuite.ts [--grep PATTERN]`; exit code = the suite's.
+ */
+import path from "node:path";
+import { runExtensionTestsInCodeServer } from "../vscode/runInCodeServer";
+import { ARTIFACTS_DIR, createTestWorkspace, REPO_ROOT, requireCodeServer } from "./workspace";
+
+export async function runSuite(options: { grep?: string; timeoutMs?: number } = {}): Promise<number> {
+  requireCodeServer();
+  const workspace = createTestWorkspace("ext-suite");
+  const started = Date.now();
+  try {
+    const code = await runExtensionTestsInCodeServer({
+      extensionDevelopmentPath: REPO_ROOT,
+      extensionTestsPath: path.join(REPO_ROOT, "dist", "test", "extension", "suite", "index.cjs"),
+      workspace: workspace.dir,
+      artifactsDir: path.join(ARTIFACTS_DIR, "extension"),
+      timeoutMs: options.timeoutMs ?? 600_000,
+      env: { GPIOT_TEST_GREP: options.grep, GPIOT_REPO_ROOT: REPO_ROOT },
+    });
+    console.log(`[extension suite] exit ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return code;
+  } finally {
+    if (!process.env.GPIOT_KEEP_WORKSPACE) workspace.dispose();
+    else console.log(`[extension suite] workspace kept: ${workspace.dir}`);
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const grepAt = process.argv.indexOf("--grep");
+  process.exit(await runSuite({ grep: grepAt > 0 ? process.argv[grepAt + 1] : undefined }));
+}
