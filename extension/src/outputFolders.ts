@@ -8,17 +8,9 @@
 import { existsSync } from "node:fs";
 import { readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { isNonEmptyDirectory } from "../../sidecar/src/pipeline/writeProgram";
 
-export async function isNonEmptyDirectory(dir: string): Promise<boolean> {
-  try {
-    const info = await stat(dir);
-    if (!info.isDirectory()) return true;
-    return (await readdir(dir)).length > 0;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw error;
-  }
-}
+export { isNonEmptyDirectory };
 
 /** `parent/name`, or `parent/name-2`, `-3`, ... when that exists and is not empty. */
 export async function freshProgramFolder(parent: string, name: string): Promise<string> {

@@ -70,23 +70,14 @@ function bindInputs(programInputs: string[], contract: string[]): Record<string,
   return binding;
 }
 
+/** An evaluation of a program that has not passed any check yet. */
+export function emptyEvaluation(failure: string | null): ProgramEvaluation {
+  return { compiled: false, staticOk: false, ran: false, passed: false, metrics: {}, score: 0, wallMs: null, pipelineMs: null, peakMemoryMB: null, resources: null, failure, binding: {}, runs: [] };
+}
+
 export async function evaluateProgram(files: ProgramFileLike[], prepared: PreparedTask, settings: VerifySettingsLike, signal?: AbortSignal): Promise<ProgramEvaluation> {
   const { task } = prepared;
-  const result: ProgramEvaluation = {
-    compiled: false,
-    staticOk: false,
-    ran: false,
-    passed: false,
-    metrics: {},
-    score: 0,
-    wallMs: null,
-    pipelineMs: null,
-    peakMemoryMB: null,
-    resources: null,
-    failure: null,
-    binding: {},
-    runs: [],
-  };
+  const result = emptyEvaluation(null);
   let manifest;
   try {
     manifest = readProgramManifest(files);

@@ -15,7 +15,7 @@ import { parseResourceLimits } from "../pipeline/requirement";
 import type { ProgramFileLike, VerifySettingsLike } from "../verify/verifier";
 import { resolvePython, probeIsolation } from "../verify/pythonEnv";
 import { prepareTask, type PreparedTask } from "./data";
-import { evaluateProgram, type ProgramEvaluation } from "./evaluate";
+import { emptyEvaluation, evaluateProgram, type ProgramEvaluation } from "./evaluate";
 import { passAtK } from "./scorers";
 import { loadSolutions, loadTasks, type BenchTask, type Solution } from "./tasks";
 
@@ -245,19 +245,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
               tokens: null,
               tokensPerSecond: null,
               synthesisError: event.type === "jobFailed" ? `${event.error.code}: ${event.error.message}` : "no result",
-              compiled: false,
-              staticOk: false,
-              ran: false,
-              passed: false,
-              metrics: {},
-              score: 0,
-              wallMs: null,
-              pipelineMs: null,
-              peakMemoryMB: null,
-              resources: null,
-              failure: event.type === "jobFailed" ? event.error.message : "synthesis failed",
-              binding: {},
-              runs: [],
+              ...emptyEvaluation(event.type === "jobFailed" ? event.error.message : "synthesis failed"),
             };
           }
           programs.push(program);

@@ -16,7 +16,7 @@ export class OutputExistsError extends Error {
   }
 }
 
-async function isNonEmptyDirectory(dir: string): Promise<boolean> {
+export async function isNonEmptyDirectory(dir: string): Promise<boolean> {
   try {
     const info = await stat(dir);
     if (!info.isDirectory()) return true;
