@@ -5,7 +5,7 @@
  * job, and when the sidecar dies, failed jobs and no half-written program folders.
  */
 import * as vscode from "vscode";
-import { requests, type ParamsOf, type ProgramSnapshot, type ReviewMode } from "../../sidecar/src/protocol";
+import { type ParamsOf, type ProgramSnapshot, type ReviewMode } from "../../sidecar/src/protocol";
 import type { SubTask, TaskSpec } from "../../sidecar/src/schemas";
 import { cleanupPartialOutput } from "./outputFolders";
 import { ProgramStore, type JobResult, type ProgramOrigin, type ProgramState } from "./programStore";
@@ -28,9 +28,6 @@ export interface SynthesizeRequest {
   origin?: ProgramOrigin;
   commandAt?: number;
 }
-
-/** Whether this protocol lets the client say that the workspace is untrusted (then nothing generated may run). */
-const SYNTHESIZE_TAKES_TRUST = "workspaceTrusted" in (requests.synthesize.params as unknown as { shape: Record<string, unknown> }).shape;
 
 /** Undo information for the last review edits of a program. */
 interface UndoEntry {
@@ -93,10 +90,11 @@ export class Jobs implements vscode.Disposable {
       requirement: request.requirement,
       review: request.review ?? "none",
       overwrite: request.overwrite ?? false,
+      // In an untrusted workspace the sidecar refuses to run anything generated.
+      workspaceTrusted: vscode.workspace.isTrusted,
     };
     if (request.constraints?.trim()) params.constraints = request.constraints.trim();
     if (request.outDir) params.outDir = request.outDir;
-    if (SYNTHESIZE_TAKES_TRUST) (params as Record<string, unknown>).workspaceTrusted = vscode.workspace.isTrusted;
     const requestSentAt = Date.now();
     let generation = 0;
     const { jobId, programId } = await this.sidecar.request(async (rpc) => {
