@@ -3,7 +3,7 @@
  * resume and verification), remove, GPU fit, and PEFT → GGUF adapter conversion.
  */
 import path from "node:path";
-import { createInterface } from "node:readline/promises";
+import { askYesNo } from "./askYesNo";
 import { parseArgs } from "node:util";
 import { SynthesisEngine, toErrorInfo } from "../engine/engine";
 import { formatBytes } from "../models/gpuFit";
@@ -81,17 +81,6 @@ function settingsFrom(values: Record<string, unknown>): EngineSettings {
     throw new ModelsUsageError(`invalid option ${issue.path.join(".")}: ${issue.message}`);
   }
   return parsed.data;
-}
-
-async function confirm(question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) return false;
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await rl.question(`${question} [y/N] `);
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    rl.close();
-  }
 }
 
 /** A progress bar on stderr: redrawn in place on a terminal, a line per 10% otherwise. */
@@ -228,7 +217,7 @@ async function pull(rest: string[]): Promise<number> {
     }
     const total = `${plan.approximate ? "about " : ""}${formatBytes(plan.downloadBytes)}`;
     if (!values.yes) {
-      const agreed = await confirm(`Download ${todo.length} file(s), ${total}, into ${plan.modelsDir}?`);
+      const agreed = await askYesNo(`Download ${todo.length} file(s), ${total}, into ${plan.modelsDir}?`);
       if (!agreed) {
         process.stderr.write(process.stdin.isTTY ? "Nothing downloaded.\n" : "gpiot: not downloading without confirmation; pass --yes to download without asking.\n");
         return 2;
@@ -256,7 +245,7 @@ async function remove(rest: string[]): Promise<number> {
   const settings = settingsFrom(values);
   const engine = new SynthesisEngine(settings);
   try {
-    if (!values.yes && !(await confirm(`Delete the downloaded files of profile "${positionals[0]}"?`))) {
+    if (!values.yes && !(await askYesNo(`Delete the downloaded files of profile "${positionals[0]}"?`))) {
       process.stderr.write(process.stdin.isTTY ? "Nothing deleted.\n" : "gpiot: not deleting without confirmation; pass --yes.\n");
       return 2;
     }

@@ -2,20 +2,11 @@
  * CLI helpers for verification: the consent question, `--input NAME=VALUE` parsing, and one line
  * of progress per verify/repair event. Kept here so the CLI entry point only wires them in.
  */
-import { createInterface } from "node:readline/promises";
+import { askYesNo } from "../cli/askYesNo";
 import type { JobEvent } from "../protocol";
 
 /** Asks on the terminal; false (no consent) when stdin is not a terminal. */
-export async function askConsent(question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) return false;
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await prompt.question(`${question} [y/N] `);
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    prompt.close();
-  }
-}
+export const askConsent = askYesNo;
 
 /** `NAME=VALUE` pairs; VALUE is JSON when it parses, else text (as main.py reads --input). */
 export function parseInputPairs(pairs: string[]): Record<string, unknown> {
