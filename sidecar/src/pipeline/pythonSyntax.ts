@@ -4,6 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import type { SyntaxCheck } from "../schemas";
+import { CancelledError } from "./structuredGeneration";
 
 const CHECK_SCRIPT = [
   "import sys, json",
@@ -17,12 +18,22 @@ const CHECK_SCRIPT = [
   "    print(json.dumps({'ok': False, 'message': f'ValueError: {error}'}))",
 ].join("\n");
 
-export async function checkPythonSyntax(source: string, fileName: string, python = "python3"): Promise<SyntaxCheck> {
-  return new Promise((resolve) => {
+/** `signal` kills the check and rejects with CancelledError, so a cancel never waits for Python. */
+export async function checkPythonSyntax(source: string, fileName: string, python = "python3", signal?: AbortSignal): Promise<SyntaxCheck> {
+  if (signal?.aborted) throw new CancelledError();
+  return new Promise((resolve, reject) => {
     let stdout = "";
     let stderr = "";
     let settled = false;
+    const onAbort = () => {
+      child.kill("SIGKILL");
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
     const finish = (check: SyntaxCheck) => {
+      signal?.removeEventListener("abort", onAbort);
       if (!settled) {
         settled = true;
         resolve(check);
@@ -33,6 +44,7 @@ export async function checkPythonSyntax(source: string, fileName: string, python
       child.kill("SIGKILL");
       finish({ checked: false, ok: false, message: "The syntax check timed out after 10 s" });
     }, 10_000);
+    signal?.addEventListener("abort", onAbort, { once: true });
     child.on("error", (error) => {
       clearTimeout(timer);
       finish({ checked: false, ok: false, message: `No Python interpreter to check syntax (${python}: ${error.message})` });

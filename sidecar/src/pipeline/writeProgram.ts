@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ProgramFile } from "./assembleProgram";
+import { throwIfCancelled } from "./structuredGeneration";
 
 export class OutputExistsError extends Error {
   readonly code = "OUTPUT_EXISTS";
@@ -32,7 +33,11 @@ export interface WrittenProgram {
   files: { path: string; kind: ProgramFile["kind"]; bytes: number }[];
 }
 
-export async function writeProgram(outDir: string, files: ProgramFile[], options: { overwrite?: boolean } = {}): Promise<WrittenProgram> {
+/**
+ * `signal` is honoured until the program folder is renamed into place: a cancel before that leaves
+ * nothing behind; after it the program is written and the call resolves.
+ */
+export async function writeProgram(outDir: string, files: ProgramFile[], options: { overwrite?: boolean; signal?: AbortSignal } = {}): Promise<WrittenProgram> {
   const target = path.resolve(outDir);
   if ((await isNonEmptyDirectory(target)) && !options.overwrite) throw new OutputExistsError(target);
   const parent = path.dirname(target);
@@ -48,6 +53,7 @@ export async function writeProgram(outDir: string, files: ProgramFile[], options
       await mkdir(path.dirname(destination), { recursive: true });
       await writeFile(destination, file.content, "utf8");
     }
+    throwIfCancelled(options.signal);
     let movedPrevious = false;
     try {
       await rename(target, previous);

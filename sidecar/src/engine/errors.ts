@@ -1,0 +1,43 @@
+/** The engine's error type and the one mapping from any thrown value to a protocol ErrorInfo. */
+import type { ErrorCode, ErrorInfo } from "../protocol";
+import { ModelsError } from "../models/download";
+import { ManifestError } from "../models/manifest";
+import { ModelLoadError } from "../models/modelHost";
+import { ConversionError } from "../peft/hfLlamaToGguf";
+import { RequirementError } from "../pipeline/requirement";
+import { CancelledError, StageOutputError } from "../pipeline/structuredGeneration";
+import { OutputExistsError } from "../pipeline/writeProgram";
+import { PythonUnavailableError } from "../verify/pythonEnv";
+import { IsolationUnavailableError } from "../verify/sandbox";
+
+export class EngineError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "EngineError";
+  }
+}
+
+type CodedError = Error & { code: ErrorCode };
+
+const codedErrorTypes: (new (...args: never[]) => CodedError)[] = [
+  EngineError,
+  RequirementError,
+  ModelLoadError,
+  StageOutputError,
+  OutputExistsError,
+  ManifestError,
+  ModelsError,
+  ConversionError,
+  PythonUnavailableError,
+  IsolationUnavailableError,
+];
+
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof CancelledError) return { code: "CANCELLED", message: error.message };
+  if (codedErrorTypes.some((type) => error instanceof type)) return { code: (error as CodedError).code, message: (error as CodedError).message };
+  if (error instanceof Error && error.name === "AbortError") return { code: "CANCELLED", message: "Cancelled by the user" };
+  return { code: "INTERNAL", message: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,148 @@
+/**
+ * The steps a job is made of, each composing one pipeline stage with the program state and the
+ * events that report it: decompose, specify a sub-task, generate its code, write the program.
+ * Every step takes the job's context explicitly; nothing here keeps state between calls.
+ */
+import path from "node:path";
+import type { JobEvent, StageTiming } from "../protocol";
+import type { EngineSettings } from "../settings";
+import type { ModelHost } from "../models/modelHost";
+import { assembleProgram } from "../pipeline/assembleProgram";
+import { generateCode } from "../pipeline/codeGeneration";
+import { checkPythonSyntax } from "../pipeline/pythonSyntax";
+import { transformSubTask } from "../pipeline/requirementTransformation";
+import { CancelledError, throwIfCancelled } from "../pipeline/structuredGeneration";
+import { decomposeRequirement } from "../pipeline/taskDecomposition";
+import { writeProgram } from "../pipeline/writeProgram";
+import { EngineError, toErrorInfo } from "./errors";
+import type { Job, JobOutcome } from "./jobQueue";
+import type { ModelLifecycle } from "./modelLifecycle";
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A job event without the job and program ids, which the context adds. */
+export type JobEventBody = DistributiveOmit<JobEvent, "jobId" | "programId">;
+
+export interface JobContext {
+  job: Job;
+  timings: StageTiming[];
+  settings: EngineSettings;
+  models: ModelLifecycle;
+  emit(event: JobEventBody): void;
+}
+
+export function jobEmitter(job: Job, emit: (event: JobEvent) => void): (event: JobEventBody) => void {
+  return (event) => emit({ ...event, jobId: job.id, programId: job.program.id } as JobEvent);
+}
+
+function stageFailed(context: JobContext, stage: "td" | "rt" | "cg" | "write", subTaskId: string | undefined, error: unknown): never {
+  const info = toErrorInfo(context.job.controller.signal.aborted ? new CancelledError() : error);
+  if (info.code !== "CANCELLED") context.emit({ type: "stageFailed", stage, subTaskId, error: info });
+  throw error;
+}
+
+export async function decompose(context: JobContext): Promise<void> {
+  const { job, emit, settings } = context;
+  const host = await context.models.require(job.controller.signal);
+  const { program } = job;
+  context.models.markGenerating();
+  emit({ type: "stageStarted", stage: "td" });
+  const result = await decomposeRequirement(
+    host,
+    { requirement: program.requirement, limits: program.limits },
+    {
+      signal: job.controller.signal,
+      maxTokens: settings.maxTokens.td,
+      onTextChunk: (text) => emit({ type: "textDelta", stage: "td", text }),
+      onSubTask: (index, subTask) => emit({ type: "subTaskDecomposed", index, subTask }),
+    },
+  ).catch((error) => stageFailed(context, "td", undefined, error));
+  const entries = program.setDecomposition(result.value.subTasks);
+  context.timings.push({ stage: "td", ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
+  emit({ type: "decomposed", subTasks: entries.map(({ id, subTask }) => ({ id, subTask })) });
+}
+
+export async function specify(context: JobContext, host: ModelHost, subTaskId: string): Promise<void> {
+  const { job, emit, settings } = context;
+  const { program } = job;
+  const entry = program.find(subTaskId)!;
+  context.models.markGenerating();
+  emit({ type: "stageStarted", stage: "rt", subTaskId });
+  const result = await transformSubTask(
+    host,
+    { requirement: program.requirement, limits: program.limits, subTask: entry.subTask, previousSpecs: program.specsBefore(subTaskId) },
+    {
+      signal: job.controller.signal,
+      maxTokens: { target: settings.maxTokens.rtTarget, io: settings.maxTokens.rtIo },
+      onTextChunk: (_step, text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }),
+    },
+  ).catch((error) => stageFailed(context, "rt", subTaskId, error));
+  program.setSpec(subTaskId, result.spec);
+  context.timings.push({ stage: "rt", subTaskId, ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
+  emit({ type: "specReady", subTaskId, spec: result.spec, markdown: entry.specMarkdown! });
+}
+
+export async function generateSubTaskCode(context: JobContext, host: ModelHost, subTaskId: string, repair?: { previousCode: string; error: string }): Promise<void> {
+  const { job, emit, settings } = context;
+  const { program } = job;
+  const signal = job.controller.signal;
+  const entry = program.find(subTaskId)!;
+  context.models.markGenerating();
+  entry.codeState = "streaming";
+  emit({ type: "stageStarted", stage: "cg", subTaskId });
+  const result = await generateCode(
+    host,
+    { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId), ...(repair ? { repair } : {}) },
+    {
+      signal,
+      maxTokens: settings.maxTokens.cg,
+      onTextChunk: (text) => emit({ type: "textDelta", stage: "cg", subTaskId, text }),
+      onCodeDelta: (text) => emit({ type: "codeDelta", subTaskId, text }),
+    },
+  ).catch((error) => {
+    entry.codeState = entry.artifact ? "stale" : "failed";
+    return stageFailed(context, "cg", subTaskId, error);
+  });
+  const syntaxStarted = performance.now();
+  const syntax = await checkPythonSyntax(result.value.code, `${subTaskId}.py`, settings.python, signal).catch((error) => {
+    entry.codeState = entry.artifact ? "stale" : "failed";
+    throw error;
+  });
+  program.setCode(subTaskId, result.value, syntax);
+  context.timings.push({ stage: "cg", subTaskId, ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
+  context.timings.push({ stage: "check", subTaskId, ms: Math.round(performance.now() - syntaxStarted), tokens: 0 });
+  emit({ type: "codeReady", subTaskId, artifact: result.value, syntax });
+}
+
+/**
+ * Assembles and writes the program. Cancellable until the folder is renamed into place; after
+ * that the files are on disk and the job finishes, whatever arrives later.
+ */
+export async function writeProgramFiles(context: JobContext, outDir: string, overwrite: boolean): Promise<JobOutcome> {
+  const { job, emit, settings } = context;
+  const { program } = job;
+  const signal = job.controller.signal;
+  const started = performance.now();
+  emit({ type: "stageStarted", stage: "assemble" });
+  const ready = program.parts();
+  if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date spec and code yet; continue or regenerate it first.`);
+  const files = assembleProgram({
+    requirement: program.requirement,
+    limits: program.limits,
+    parts: ready.parts,
+    generator: { profile: context.models.info?.profile ?? "unknown", createdAt: new Date().toISOString() },
+  });
+  const mainFile = files.find((file) => file.kind === "main")!;
+  const mainCheck = await checkPythonSyntax(mainFile.content, "main.py", settings.python, signal);
+  context.timings.push({ stage: "assemble", ms: Math.round(performance.now() - started), tokens: 0 });
+  throwIfCancelled(signal);
+  const writeStarted = performance.now();
+  emit({ type: "stageStarted", stage: "write" });
+  const written = await writeProgram(outDir, files, { overwrite: overwrite || (program.outDir !== null && path.resolve(outDir) === program.outDir), signal }).catch((error) =>
+    stageFailed(context, "write", undefined, error),
+  );
+  program.outDir = written.outDir;
+  program.files = written.files.map((file) => path.join(written.outDir, file.path));
+  for (const file of written.files) emit({ type: "fileWritten", path: path.join(written.outDir, file.path), kind: file.kind });
+  context.timings.push({ stage: "write", ms: Math.round(performance.now() - writeStarted), tokens: 0 });
+  return { outDir: written.outDir, files: program.files, ...(mainCheck.checked ? { mainCompiles: mainCheck.ok } : {}) };
+}

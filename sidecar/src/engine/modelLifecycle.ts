@@ -1,0 +1,207 @@
+/**
+ * The models the engine generates with: the llama.cpp runtime, the loaded ModelHost and its
+ * state. Loads and unloads run one after another, so a reload can never race another load and
+ * leave a model host behind; a job waiting for models stops waiting when it is cancelled.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
+import type { LoadedModelInfo, ModelEvent, ModelState, ParamsOf, ResultOf } from "../protocol";
+import { roleNames } from "../schemas";
+import type { EngineSettings } from "../settings";
+import { defaultManifestPath, loadManifest, resolveProfile, resolveSingleModel, type ResolvedModels } from "../models/manifest";
+import { ModelHost } from "../models/modelHost";
+import { ModelsService } from "../models/modelsService";
+import { CancelledError, throwIfCancelled } from "../pipeline/structuredGeneration";
+import { toErrorInfo } from "./errors";
+
+export type LogLevel = "error" | "warn" | "info" | "debug";
+
+/** Resolves with the promise, or rejects with CancelledError as soon as the signal aborts. */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(new CancelledError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new CancelledError());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+export class ModelLifecycle {
+  private llama: Promise<Llama> | null = null;
+  private host: ModelHost | null = null;
+  private state: ModelState = "none";
+  /** The load or unload in progress; the next one starts when it has settled. */
+  private exclusiveTail: Promise<unknown> = Promise.resolve();
+  private pendingLoad: Promise<ModelHost> | null = null;
+  private modelsService?: ModelsService;
+  private disposed = false;
+  private readonly disposing = new AbortController();
+
+  constructor(
+    private readonly settings: EngineSettings,
+    private readonly emit: (event: ModelEvent) => void,
+    private readonly log: (level: LogLevel, message: string) => void,
+  ) {}
+
+  get modelState(): ModelState {
+    return this.state;
+  }
+
+  get info(): LoadedModelInfo | null {
+    return this.host?.info ?? null;
+  }
+
+  manifestPath(): string {
+    return this.settings.manifestPath ? path.resolve(this.settings.manifestPath) : defaultManifestPath();
+  }
+
+  /** Pull plans, pulls with progress, removal and GPU fit. */
+  get modelManager(): ModelsService {
+    this.modelsService ??= new ModelsService(this.settings, () => this.manifestPath(), () => this.runtime(), (message) => this.log("info", message));
+    return this.modelsService;
+  }
+
+  runtime(): Promise<Llama> {
+    this.llama ??= getLlama({
+      gpu: this.settings.gpu,
+      build: "never",
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => this.log(level === LlamaLogLevel.error || level === LlamaLogLevel.fatal ? "error" : "debug", `llama.cpp: ${message.trimEnd()}`),
+    });
+    return this.llama;
+  }
+
+  markGenerating(): void {
+    if (this.host) this.state = "generating";
+  }
+
+  markIdle(): void {
+    if (this.host) this.state = "ready";
+  }
+
+  listProfiles(): ResultOf<"listProfiles"> {
+    const manifestPath = this.manifestPath();
+    const manifest = loadManifest(manifestPath);
+    return {
+      manifestPath,
+      defaultProfile: manifest.defaultProfile,
+      profiles: Object.entries(manifest.profiles).map(([name, profile]) => {
+        let missing: string[];
+        try {
+          const resolved = resolveProfile(manifest, manifestPath, name, { modelsDir: this.settings.modelsDir });
+          missing = [...new Set(roleNames.flatMap((role) => [resolved.roles[role].modelPath, ...resolved.roles[role].adapters.map((adapter) => adapter.path)]))].filter((file) => !existsSync(file));
+        } catch (error) {
+          missing = [(error as Error).message];
+        }
+        return { name, description: profile.description, available: missing.length === 0, missing };
+      }),
+    };
+  }
+
+  resolve(params: ParamsOf<"loadModels">): ResolvedModels {
+    const modelPath = params.modelPath ?? (params.profile ? undefined : this.settings.modelPath);
+    if (modelPath) return resolveSingleModel(modelPath);
+    const manifestPath = this.manifestPath();
+    return resolveProfile(loadManifest(manifestPath), manifestPath, params.profile ?? this.settings.profile, { modelsDir: this.settings.modelsDir });
+  }
+
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.exclusiveTail.then(task, task);
+    this.exclusiveTail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Replaces the loaded models; `signal` stops the load (the previous models are already freed). */
+  async load(params: ParamsOf<"loadModels">, signal?: AbortSignal): Promise<LoadedModelInfo> {
+    const resolved = this.resolve(params);
+    const stop = signal ? AbortSignal.any([signal, this.disposing.signal]) : this.disposing.signal;
+    const loading = this.exclusive(async () => {
+      if (this.disposed) throw new CancelledError("The engine is shutting down");
+      throwIfCancelled(stop);
+      const previous = this.host;
+      this.host = null;
+      await previous?.dispose();
+      this.state = "loading";
+      this.emit({ type: "loading", progress: 0, message: `Loading profile ${resolved.profile}` });
+      try {
+        const host = await ModelHost.load(await this.runtime(), resolved, this.settings, {
+          signal: stop,
+          onProgress: (progress, message) => this.emit({ type: "loading", progress, message }),
+        });
+        if (this.disposed) {
+          await host.dispose();
+          throw new CancelledError("The engine is shutting down");
+        }
+        this.host = host;
+        this.state = "ready";
+        this.emit({ type: "loaded", info: host.info });
+        this.log("info", `Loaded profile ${resolved.profile}: ${host.info.distinctModels} model file(s), threads ${host.info.threads}, gpu ${host.info.gpu}, ${host.info.loadMs} ms`);
+        return host;
+      } catch (error) {
+        const cancelled = stop.aborted || error instanceof CancelledError;
+        this.state = cancelled ? "none" : "error";
+        this.emit(cancelled ? { type: "unloaded" } : { type: "loadFailed", error: toErrorInfo(error) });
+        throw cancelled ? new CancelledError() : error;
+      }
+    });
+    this.pendingLoad = loading;
+    try {
+      return (await loading).info;
+    } finally {
+      if (this.pendingLoad === loading) this.pendingLoad = null;
+    }
+  }
+
+  async unload(): Promise<boolean> {
+    return this.exclusive(async () => {
+      const host = this.host;
+      this.host = null;
+      this.state = "none";
+      await host?.dispose();
+      if (host) this.emit({ type: "unloaded" });
+      return host !== null;
+    });
+  }
+
+  /** The loaded models; waits for a load in progress, or loads the configured ones. */
+  async require(signal?: AbortSignal): Promise<ModelHost> {
+    for (;;) {
+      throwIfCancelled(signal);
+      if (this.host && !this.pendingLoad) return this.host;
+      if (this.pendingLoad) {
+        try {
+          return await untilAborted(this.pendingLoad, signal);
+        } catch (error) {
+          // Someone else's load was cancelled: load for this job instead, unless it is cancelled too.
+          if (signal?.aborted || !(error instanceof CancelledError)) throw error;
+          continue;
+        }
+      }
+      await this.load({}, signal);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.disposing.abort();
+    this.modelsService?.dispose();
+    await this.exclusiveTail;
+    const host = this.host;
+    this.host = null;
+    await host?.dispose();
+    const llama = await this.llama?.catch(() => null);
+    await llama?.dispose();
+  }
+}
