@@ -5,13 +5,14 @@
  * Filesystem problems come back as one line that names the user's path.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { assembleProgram, type ProgramFile, type ProgramPart } from "../../sidecar/src/pipeline/assembleProgram";
 import { filesystemProblem } from "../../sidecar/src/pipeline/outputFolder";
-import { writeProgram } from "../../sidecar/src/pipeline/writeProgram";
+import { recoverInterruptedWrites, writeProgram } from "../../sidecar/src/pipeline/writeProgram";
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "gpiot-output-folder-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -222,5 +223,72 @@ describe("filesystem problems", () => {
       assert.doesNotMatch(problem.message, /gpiot-partial|\n/);
       if (code !== "ESOMETHINGNEW") assert.match(problem.message, /Choose|Free|Try|Close|Check/, `${code}: ${problem.message}`);
     }
+  });
+});
+
+describe("interrupted writes are finished or undone by the next write into the same folder", () => {
+  /** A pid whose process has exited (and was reaped): what a SIGKILLed writer leaves behind. */
+  const deadPid = spawnSync(process.execPath, ["-e", ""]).pid!;
+
+  function marker(fields: { suffix: string; files: string[]; keep: string[]; remove: string[]; pid?: number }): string {
+    return JSON.stringify({ writer: "gpiot", pid: fields.pid ?? deadPid, startToken: "linux:1", host: os.hostname(), target: "hb", ...fields });
+  }
+
+  test("killed between moving the old folder aside and renaming the new one into place: the old folder comes back whole", async () => {
+    const parent = folder("killed-between-renames");
+    const old = program(["Load", "Count"], "old-program");
+    await writeProgram(path.join(parent, "hb"), old);
+    writeFileSync(path.join(parent, "hb", "notes.txt"), "mine");
+    const next = program(["Load", "Filter", "Count"], "new-program");
+    const staging = path.join(parent, ".hb.gpiot-partial-deadbeef");
+    const previous = path.join(parent, ".hb.gpiot-previous-deadbeef");
+    mkdirSync(staging);
+    for (const file of next) writeFileSync(path.join(staging, file.path), file.content);
+    writeFileSync(path.join(staging, ".gpiot-write.json"), marker({ suffix: "deadbeef", files: next.map((file) => file.path), keep: ["notes.txt"], remove: old.map((file) => file.path) }));
+    renameSync(path.join(parent, "hb"), previous);
+    renameSync(path.join(previous, "notes.txt"), path.join(staging, "notes.txt"));
+
+    const notes = await recoverInterruptedWrites(parent);
+    assert.ok(notes.some((note) => /restored .*hb/.test(note)), notes.join("; "));
+    assert.deepEqual(readdirSync(parent), ["hb"]);
+    assert.deepEqual(readdirSync(path.join(parent, "hb")).sort(), [...old.map((file) => file.path), "notes.txt"].sort());
+    assert.equal(readFileSync(path.join(parent, "hb", "notes.txt"), "utf8"), "mine");
+    assert.equal(readFileSync(path.join(parent, "hb", "gpiot.json"), "utf8"), old.at(-1)!.content);
+  });
+
+  test("killed after the new folder was in place: the old GPIoT files are deleted, the user's entries join the new folder", async () => {
+    const parent = folder("killed-after-rename");
+    const old = program(["Load", "Count"], "old-program");
+    const next = program(["Load", "Filter", "Count"], "new-program");
+    const previous = path.join(parent, ".hb.gpiot-previous-cafef00d");
+    mkdirSync(previous);
+    for (const file of old) writeFileSync(path.join(previous, file.path), file.content);
+    writeFileSync(path.join(previous, "late.txt"), "added while GPIoT wrote");
+    const target = path.join(parent, "hb");
+    mkdirSync(target);
+    for (const file of next) writeFileSync(path.join(target, file.path), file.content);
+    writeFileSync(path.join(target, "notes.txt"), "mine");
+    writeFileSync(path.join(target, ".gpiot-write.json"), marker({ suffix: "cafef00d", files: next.map((file) => file.path), keep: ["notes.txt"], remove: old.map((file) => file.path) }));
+
+    await recoverInterruptedWrites(parent);
+    assert.deepEqual(readdirSync(parent), ["hb"]);
+    assert.deepEqual(readdirSync(target).sort(), [...next.map((file) => file.path), "late.txt", "notes.txt"].sort());
+  });
+
+  test("a live writer's folders, and folders without GPIoT's marker, are left alone", { skip: process.platform !== "linux" }, async () => {
+    const parent = folder("left-alone");
+    const live = path.join(parent, ".hb.gpiot-partial-0badf00d");
+    mkdirSync(live);
+    const ownToken = `linux:${readFileSync("/proc/self/stat", "utf8").split(") ")[1]?.split(" ")[19]}`;
+    writeFileSync(path.join(live, ".gpiot-write.json"), JSON.stringify({ writer: "gpiot", pid: process.pid, startToken: ownToken, host: os.hostname(), target: "hb", suffix: "0badf00d", files: [], keep: [], remove: [] }));
+    const unmarked = path.join(parent, ".other.gpiot-previous-12345678");
+    mkdirSync(unmarked);
+    writeFileSync(path.join(unmarked, "precious.txt"), "not GPIoT's to judge");
+    const empty = path.join(parent, ".third.gpiot-partial-87654321");
+    mkdirSync(empty);
+
+    await recoverInterruptedWrites(parent);
+    assert.deepEqual(readdirSync(parent).sort(), [".hb.gpiot-partial-0badf00d", ".other.gpiot-previous-12345678"], "only the empty, unmarked staging folder went");
+    assert.equal(readFileSync(path.join(unmarked, "precious.txt"), "utf8"), "not GPIoT's to judge");
   });
 });
