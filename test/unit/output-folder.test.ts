@@ -12,7 +12,7 @@ import path from "node:path";
 import { after, describe, test } from "node:test";
 import { assembleProgram, type ProgramFile, type ProgramPart } from "../../sidecar/src/pipeline/assembleProgram";
 import { filesystemProblem } from "../../sidecar/src/pipeline/outputFolder";
-import { recoverInterruptedWrites, writeProgram } from "../../sidecar/src/pipeline/writeProgram";
+import { checkOutputFolder, recoverInterruptedWrites, writeProgram } from "../../sidecar/src/pipeline/writeProgram";
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "gpiot-output-folder-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -273,6 +273,17 @@ describe("interrupted writes are finished or undone by the next write into the s
     await recoverInterruptedWrites(parent);
     assert.deepEqual(readdirSync(parent), ["hb"]);
     assert.deepEqual(readdirSync(target).sort(), [...next.map((file) => file.path), "late.txt", "notes.txt"].sort());
+  });
+
+  test("killed just before removing its marker: the folder is not taken for one being written, and the marker goes", async () => {
+    const parent = folder("killed-before-marker");
+    const target = path.join(parent, "hb");
+    await writeProgram(target, program(["Load", "Count"], "program-5"));
+    writeFileSync(path.join(target, ".gpiot-write.json"), marker({ suffix: "0ddba11", files: [], keep: [], remove: [] }));
+    assert.doesNotThrow(() => checkOutputFolder(target, "never", "program-5"));
+    await writeProgram(target, program(["Load", "Count", "Report"], "program-5"));
+    assert.ok(!readdirSync(target).includes(".gpiot-write.json"));
+    assert.ok(readdirSync(target).includes("task_03_report.py"));
   });
 
   test("a live writer's folders, and folders without GPIoT's marker, are left alone", { skip: process.platform !== "linux" }, async () => {

@@ -168,7 +168,13 @@ async function synthesize(args: string[]): Promise<number> {
   if (values.model && values.profile) throw new UsageError("use either --model or --profile, not both");
   const requirement = readRequirement(positionals, values.file);
   const settings = engineSettings(values as Record<string, string | boolean | undefined>);
-  const overwrite = await settleOutputFolder(settings, { requirement, constraints: values.constraints, outDir: values.out, overwrite: values.overwrite ? "ownFiles" : "never" }, values.yes === true);
+  let overwrite: OverwriteMode;
+  try {
+    overwrite = await settleOutputFolder(settings, { requirement, constraints: values.constraints, outDir: values.out, overwrite: values.overwrite ? "ownFiles" : "never" }, values.yes === true);
+  } catch (error) {
+    if (values.json) process.stdout.write(`${JSON.stringify({ type: "error", error: toErrorInfo(error) })}\n`);
+    throw error;
+  }
   const verifyRequest = await verifyOptions(values, settings); // issue #5
   const display = new ProgressDisplay(process.stderr, { enabled: !values.quiet });
   const engine = new SynthesisEngine(settings, { log: (level, message) => (level === "error" || level === "warn" ? display.note(message) : undefined) });

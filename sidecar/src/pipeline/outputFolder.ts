@@ -20,6 +20,64 @@ export const PROGRAM_MANIFEST = "gpiot.json";
 /** Written into a folder while GPIoT writes it: who writes, and what to undo if that process dies. */
 export const WRITE_MARKER = ".gpiot-write.json";
 
+/** What a writer records in its staging folder (the marker travels with it into place). */
+export interface WriteMarker {
+  writer: "gpiot";
+  pid: number;
+  /** Tells a live writer from a later process that reuses its pid. */
+  startToken: string;
+  host: string;
+  target: string;
+  suffix: string;
+  /** The new program's files (relative paths). */
+  files: string[];
+  /** The user's entries moved from the old folder into the new one. */
+  keep: string[];
+  /** GPIoT's entries of the old folder, deleted with it. */
+  remove: string[];
+}
+
+export function parseWriteMarker(text: string): WriteMarker | null {
+  try {
+    const marker = JSON.parse(text) as WriteMarker;
+    const valid =
+      marker.writer === "gpiot" &&
+      Number.isInteger(marker.pid) &&
+      typeof marker.startToken === "string" &&
+      typeof marker.host === "string" &&
+      typeof marker.suffix === "string" &&
+      [marker.files, marker.keep, marker.remove].every((list) => Array.isArray(list) && list.every((entry) => typeof entry === "string" && isSafeRelativePath(entry)));
+    return valid ? marker : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The start time of a process as the kernel counts it (Linux), or null where it cannot be read. */
+export function processStartToken(pid: number): string | null {
+  if (process.platform !== "linux") return null;
+  try {
+    const statLine = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = statLine.slice(statLine.lastIndexOf(")") + 2).split(" ");
+    return `linux:${fields[19]}`;
+  } catch {
+    return null;
+  }
+}
+
+/** False only when the writer is provably gone: its pid is free, or now belongs to a later process. */
+export function writerMayBeAlive(marker: WriteMarker): boolean {
+  if (marker.host !== os.hostname()) return true;
+  try {
+    process.kill(marker.pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
+  }
+  const token = processStartToken(marker.pid);
+  if (token !== null && marker.startToken.startsWith("linux:")) return token === marker.startToken;
+  return true;
+}
+
 export type OutputFolderErrorCode = "OUTPUT_EXISTS" | "OUTPUT_FILES_CHANGED" | "OUTPUT_FORBIDDEN" | "OUTPUT_UNWRITABLE";
 
 export class OutputFolderError extends Error {
@@ -264,11 +322,21 @@ export function planOutputFolder(outDir: string, check: OutputCheck): OutputPlan
   const real = location.real;
   if (!statSync(real).isDirectory())
     throw new OutputFolderError("OUTPUT_EXISTS", `${target} is a file, not a folder; choose a folder for the program.`, { outDir: target });
-  const entries = readdirSync(real);
+  let entries = readdirSync(real);
   assertWritable(path.dirname(real), target);
+  if (entries.includes(WRITE_MARKER)) {
+    let marker: WriteMarker | null = null;
+    try {
+      marker = parseWriteMarker(readFileSync(path.join(real, WRITE_MARKER), "utf8"));
+    } catch {
+      marker = null;
+    }
+    if (!marker || writerMayBeAlive(marker))
+      throw new OutputFolderError("OUTPUT_EXISTS", `Another GPIoT process is writing ${target} right now; try again when it has finished, or choose another folder.`, { outDir: target });
+    // A writer that died after putting this folder in place: the write cleans its marker up first.
+    entries = entries.filter((name) => name !== WRITE_MARKER);
+  }
   if (entries.length === 0) return { target, realTarget: real, exists: true, keep: [], remove: [] };
-  if (entries.includes(WRITE_MARKER))
-    throw new OutputFolderError("OUTPUT_EXISTS", `Another GPIoT process is writing ${target} right now; try again when it has finished, or choose another folder.`, { outDir: target });
 
   let ownership: ProgramOwnership | null = null;
   try {

@@ -11,13 +11,23 @@
  * removed, a folder that was being replaced is put back, and the user's entries are never lost.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { OverwriteMode } from "../protocol";
 import type { ProgramFile } from "./assembleProgram";
-import { OutputFolderError, PROGRAM_MANIFEST, WRITE_MARKER, filesystemProblem, isSafeRelativePath, parseOwnership, planOutputFolder } from "./outputFolder";
+import {
+  PROGRAM_MANIFEST,
+  WRITE_MARKER,
+  filesystemProblem,
+  isSafeRelativePath,
+  parseOwnership,
+  parseWriteMarker,
+  planOutputFolder,
+  processStartToken,
+  writerMayBeAlive,
+  type WriteMarker,
+} from "./outputFolder";
 import { CancelledError, throwIfCancelled } from "./structuredGeneration";
 
 export { OutputFolderError } from "./outputFolder";
@@ -50,59 +60,11 @@ export interface WriteOptions {
   onNote?(message: string): void;
 }
 
-interface WriteMarker {
-  writer: "gpiot";
-  pid: number;
-  /** Tells a live writer from a later process that reuses its pid. */
-  startToken: string;
-  host: string;
-  target: string;
-  suffix: string;
-  /** The new program's files (relative paths). */
-  files: string[];
-  /** The user's entries moved from the old folder into the new one. */
-  keep: string[];
-  /** GPIoT's entries of the old folder, deleted with it. */
-  remove: string[];
-}
-
 const STAGING = /^\.(.+)\.gpiot-(partial|previous)-([0-9a-f]{8,})$/;
-
-/** The start time of a process as the kernel counts it (Linux), or null where it cannot be read. */
-function processStartToken(pid: number): string | null {
-  if (process.platform !== "linux") return null;
-  try {
-    const statLine = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = statLine.slice(statLine.lastIndexOf(")") + 2).split(" ");
-    return `linux:${fields[19]}`;
-  } catch {
-    return null;
-  }
-}
-
-/** False only when the writer is provably gone: its pid is free, or now belongs to a later process. */
-function writerMayBeAlive(marker: WriteMarker): boolean {
-  if (marker.host !== os.hostname()) return true;
-  try {
-    process.kill(marker.pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
-  }
-  const token = processStartToken(marker.pid);
-  if (token !== null && marker.startToken.startsWith("linux:")) return token === marker.startToken;
-  return true;
-}
 
 async function readMarker(folder: string): Promise<WriteMarker | null> {
   try {
-    const marker = JSON.parse(await readFile(path.join(folder, WRITE_MARKER), "utf8")) as WriteMarker;
-    const valid =
-      marker.writer === "gpiot" &&
-      Number.isInteger(marker.pid) &&
-      typeof marker.startToken === "string" &&
-      typeof marker.suffix === "string" &&
-      [marker.files, marker.keep, marker.remove].every((list) => Array.isArray(list) && list.every((entry) => typeof entry === "string" && isSafeRelativePath(entry)));
-    return valid ? marker : null;
+    return parseWriteMarker(await readFile(path.join(folder, WRITE_MARKER), "utf8"));
   } catch {
     return null;
   }
@@ -155,7 +117,7 @@ async function moveEntries(names: string[], from: string, to: string): Promise<v
  * Finishes or undoes every write into `parent` whose writer is gone. Returns what it did, in
  * words for the log. Folders without GPIoT's marker, or whose writer may still run, are left alone.
  */
-export async function recoverInterruptedWrites(parent: string): Promise<string[]> {
+export async function recoverInterruptedWrites(parent: string, targetName?: string): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(parent);
@@ -209,6 +171,12 @@ export async function recoverInterruptedWrites(parent: string): Promise<string[]
       // Left for a later run; nothing here may stop the write the user asked for.
     }
   }
+  // A writer that died after its old folder was gone, but before it removed its marker.
+  if (targetName) {
+    const target = path.join(parent, targetName);
+    const marker = await readMarker(target);
+    if (marker && !writes.has(`${targetName}\0${marker.suffix}`) && !writerMayBeAlive(marker)) await rm(path.join(target, WRITE_MARKER), { force: true }).catch(() => undefined);
+  }
   return done;
 }
 
@@ -231,11 +199,11 @@ export async function writeProgram(outDir: string, files: ProgramFile[], options
     if (!isSafeRelativePath(file.path)) throw new Error(`Refusing to write outside the program folder: ${file.path}`);
   }
   const parentOfRequest = path.dirname(userPath);
-  for (const note of await recoverInterruptedWrites(parentOfRequest)) options.onNote?.(note);
+  for (const note of await recoverInterruptedWrites(parentOfRequest, path.basename(userPath))) options.onNote?.(note);
   const plan = planOutputFolder(outDir, { overwrite: options.overwrite ?? "never", programId: programIdOf(files), newPaths: files.map((file) => file.path) });
   const target = plan.realTarget;
   const parent = path.dirname(target);
-  if (parent !== parentOfRequest) for (const note of await recoverInterruptedWrites(parent)) options.onNote?.(note);
+  if (parent !== parentOfRequest) for (const note of await recoverInterruptedWrites(parent, path.basename(target))) options.onNote?.(note);
   try {
     await mkdir(parent, { recursive: true });
   } catch (error) {
