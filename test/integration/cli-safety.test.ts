@@ -189,6 +189,7 @@ describe("filesystem errors: one line with the user's path and what to do", () =
     mkdirSync(locked);
     chmodSync(locked, 0o755);
     chmodSync(scratch, 0o755);
+    chmodSync(setup.dir, 0o755);
     const result = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, cliPath, "synthesize", REQUIREMENT, "--out", path.join(locked, "program"), ...model], { encoding: "utf8", cwd: "/", timeout: 60_000 });
     assertRefusedUpFront({ code: result.status, stdout: result.stdout, stderr: result.stderr }, 4, /Cannot write the program to .*locked\/program: permission denied on .*locked\. Choose a folder you can write to/);
     assert.deepEqual(readdirSync(locked), []);
@@ -257,15 +258,10 @@ describe("flags that cannot work are refused before loading", () => {
 });
 
 describe("requirements", () => {
-  test("short ones that name something to build are accepted", () => {
-    for (const [requirement, folder] of [
-      ["Count steps", "steps"],
-      ["Detect falls from a wrist IMU", "falls"],
-    ]) {
-      const run = gpiot(["synthesize", requirement, "--out", path.join(scratch, folder), ...model]);
-      assert.equal(run.code, 0, run.stderr);
-      assert.ok(existsSync(path.join(scratch, folder, "main.py")));
-    }
+  test("a short one that names something to build is accepted", () => {
+    const run = gpiot(["synthesize", "Count steps", "--out", path.join(scratch, "steps"), ...model]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(existsSync(path.join(scratch, "steps", "main.py")));
   });
 
   test("text with nothing to build is rejected before loading, with the reason", () => {
