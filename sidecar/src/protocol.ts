@@ -40,15 +40,14 @@ export const ErrorCode = z.enum([
   "NOTHING_TO_ASSEMBLE",
   "CANCELLED",
   "SHUTTING_DOWN",
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   /** Running the program needs the user's consent (`consent: true` or the verify.consent setting). */
   "CONSENT_REQUIRED",
   /** Generated code never runs in a workspace the user has not trusted. */
   "WORKSPACE_UNTRUSTED",
   /** No usable Python interpreter, or isolation was required and is not available. */
   "VERIFY_UNAVAILABLE",
-  // ---- end verify ----
-  // ---- models (issue #4) ----
+  // Models: downloads, removal, GPU fit
   /** The offline setting is on and the request would need the network. */
   "OFFLINE",
   "DOWNLOAD_FAILED",
@@ -56,7 +55,6 @@ export const ErrorCode = z.enum([
   "CHECKSUM_MISMATCH",
   /** A PEFT adapter could not be converted to a GGUF LoRA adapter. */
   "CONVERSION_FAILED",
-  // ---- end models ----
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -96,7 +94,7 @@ export const ProgramSnapshotSchema = z.object({
   outDir: z.string().nullable(),
   files: z.array(z.string()),
   busy: z.boolean(),
-  /** The last verification: every verify/repair round and which version the program keeps (issue #5). */
+  /** The last verification: every verify/repair round and which version the program keeps. */
   verification: VerificationStateSchema.nullable().optional(),
 });
 export type ProgramSnapshot = z.infer<typeof ProgramSnapshotSchema>;
@@ -133,7 +131,7 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     files: z.array(z.string()),
     /** python3 compile of main.py, when the job wrote the program. */
     mainCompiles: z.boolean().optional(),
-    /** Set when the job verified the program (issue #5); the full history is in the program snapshot. */
+    /** Set when the job verified the program; the full history is in the program snapshot. */
     verification: z
       .object({ status: z.enum(["passed", "failed"]), bestRound: z.number().int(), rounds: z.number().int(), executed: z.boolean(), failure: VerifyFailureSchema.nullable() })
       .optional(),
@@ -142,14 +140,13 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     tokens: z.number(),
   }),
   z.object({ type: z.literal("jobFailed"), ...jobRef, kind: JobKind, error: ErrorInfoSchema, cancelled: z.boolean(), totalMs: z.number() }),
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   /** A check of the program begins: round 0 is the program as generated, round n follows the n-th repair. */
   z.object({ type: z.literal("verifyStarted"), ...jobRef, round: z.number().int(), execute: z.boolean() }),
   /** The result of one round: static issues, the sandboxed run, the resource check, the failure. */
   z.object({ type: z.literal("verifyResult"), ...jobRef, round: z.number().int(), report: VerifyReportSchema }),
   /** A failing sub-task goes back to code generation with its code and this error (codeDelta/codeReady follow). */
   z.object({ type: z.literal("repairAttempt"), ...jobRef, round: z.number().int(), subTaskId: z.string(), subTaskIndex: z.number().int(), failureKind: FailureKind, error: z.string() }),
-  // ---- end verify ----
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
 
@@ -161,7 +158,7 @@ export const LoadedModelInfoSchema = z.object({
   gpu: z.union([z.string(), z.literal(false)]),
   gpuLayers: z.record(z.string(), z.number()),
   loadMs: z.number(),
-  /** What GPU fit chose (layers, context) and why, in words (issue #4). */
+  /** What GPU fit chose (layers, context) and why, in words. */
   fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), summary: z.string(), advice: z.string().optional() }).optional(),
 });
 export type LoadedModelInfo = z.infer<typeof LoadedModelInfoSchema>;
@@ -187,7 +184,7 @@ export const ProfileSummarySchema = z.object({
 
 const empty = z.object({}).strict().optional();
 
-// ---- models (issue #4) ----
+// Models: downloads, removal, GPU fit
 export const PullPlanSchema = z.object({
   profile: z.string(),
   manifestPath: z.string(),
@@ -240,7 +237,6 @@ export const ModelFitSchema = z.object({
   summary: z.string(),
   advice: z.string().optional(),
 });
-// ---- end models ----
 
 interface RequestDefinition<P extends z.ZodType, R extends z.ZodType> {
   method: string;
@@ -301,7 +297,7 @@ export const requests = {
         outDir: z.string().min(1).optional(),
         overwrite: z.boolean().default(false),
         review: ReviewMode.default("none"),
-        /** Verify (and repair) the program after assembly (issue #5); running it needs consent. */
+        /** Verify (and repair) the program after assembly; running it needs consent. */
         verify: VerifyRequestSchema.optional(),
         /** false: the client's workspace is untrusted, so nothing generated may run. */
         workspaceTrusted: z.boolean().optional(),
@@ -341,7 +337,7 @@ export const requests = {
     z.object({ programId: z.string(), outDir: z.string().min(1).optional(), overwrite: z.boolean().default(false) }).strict(),
     z.object({ jobId: z.string() }),
   ),
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   /**
    * Queues a check of the program: static checks, then (with consent, in a trusted workspace) a
    * sandboxed run on sample inputs and the resource limits, repairing failing sub-tasks for up to
@@ -352,8 +348,7 @@ export const requests = {
     z.object({ programId: z.string(), workspaceTrusted: z.boolean().optional() }).extend(VerifyRequestSchema.shape).strict(),
     z.object({ jobId: z.string() }),
   ),
-  // ---- end verify ----
-  // ---- models (issue #4) ----
+  // Models: downloads, removal, GPU fit
   /** What `pullModel` would fetch for a profile: files, sizes, what is already there. Opens no connection. */
   pullPlan: request("gpiot/pullPlan", z.object({ profile: z.string().min(1).optional() }).strict(), PullPlanSchema),
   /**
@@ -375,7 +370,6 @@ export const requests = {
   ),
   /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
   modelFit: request("gpiot/modelFit", z.object({ profile: z.string().min(1).optional() }).strict(), ModelFitSchema),
-  // ---- end models ----
 } as const;
 
 export const notifications = {
@@ -383,7 +377,7 @@ export const notifications = {
   jobEvent: notification("gpiot/jobEvent", JobEventSchema),
   /** Model loading progress and state changes. */
   modelEvent: notification("gpiot/modelEvent", ModelEventSchema),
-  /** Progress of a `gpiot/pullModel` (issue #4): bytes of the current file, throttled to a few per second. */
+  /** Progress of a `gpiot/pullModel`: bytes of the current file, throttled to a few per second. */
   pullProgress: notification("gpiot/pullProgress", PullProgressSchema),
 } as const;
 
@@ -442,7 +436,7 @@ export class GpiotRpcClient {
     return { dispose: () => this.modelListeners.delete(listener) };
   }
 
-  // ---- models (issue #4) ----
+  // Models: downloads, removal, GPU fit
   private readonly pullListeners = new Set<(progress: PullProgress) => void>();
   private pullSubscribed = false;
 
@@ -457,5 +451,4 @@ export class GpiotRpcClient {
     this.pullListeners.add(listener);
     return { dispose: () => this.pullListeners.delete(listener) };
   }
-  // ---- end models ----
 }

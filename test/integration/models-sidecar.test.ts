@@ -1,5 +1,5 @@
 /**
- * The model requests over the real sidecar process (issue #4): pullPlan, pullModel with
+ * The model requests over the real sidecar process: pullPlan, pullModel with
  * gpiot/pullProgress notifications (bytes and total, for a percentage), cancelPull, offline refusal,
  * modelFit, removeModel; against a loopback mirror, never the internet.
  */

@@ -3,7 +3,7 @@
  *
  * Exit codes: 0 done; 1 the job failed (model or generation); 2 usage error; 3 the requirement
  * was rejected; 4 the output folder exists; 5 the model could not be loaded; 6 the program was
- * written but its verification failed (--verify, issue #5); 130 interrupted.
+ * written but its verification failed (--verify); 130 interrupted.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -12,12 +12,10 @@ import type { JobEvent } from "../protocol";
 import { EngineSettingsSchema, type EngineSettingsInput } from "../settings";
 import { ENGINE_VERSION, SynthesisEngine, toErrorInfo } from "../engine/engine";
 import { ProgressDisplay } from "./progressDisplay";
-import { modelsCommand } from "./modelsCommand"; // issue #4: gpiot models list|pull|remove|fit|import-peft
-// ---- verify and repair (issue #5), IoT Bench ----
+import { modelsCommand } from "./modelsCommand";
 import type { VerifyRequest } from "../verify/report";
 import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
 import { benchCommand } from "./benchCommand";
-// ---- end verify ----
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
 
@@ -135,21 +133,19 @@ async function synthesize(args: string[]): Promise<number> {
       seed: { type: "string" },
       json: { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
-      // ---- verify and repair (issue #5) ----
       verify: { type: "boolean" },
       "repair-rounds": { type: "string" },
       yes: { type: "boolean", short: "y" },
       input: { type: "string", multiple: true },
       data: { type: "string" },
       python: { type: "string" },
-      // ---- end verify ----
     },
   });
   if (!values.out) throw new UsageError("--out DIR is required: the folder to write the program into");
   if (values.model && values.profile) throw new UsageError("use either --model or --profile, not both");
   const requirement = readRequirement(positionals, values.file);
   const settings = engineSettings(values as Record<string, string | boolean | undefined>);
-  const verifyRequest = await verifyOptions(values, settings); // issue #5
+  const verifyRequest = await verifyOptions(values, settings);
   const display = new ProgressDisplay(process.stderr, { enabled: !values.quiet });
   const engine = new SynthesisEngine(settings, { log: (level, message) => (level === "error" || level === "warn" ? display.note(message) : undefined) });
   let exitCode = 1;
@@ -171,7 +167,7 @@ async function synthesize(args: string[]): Promise<number> {
       engine.onJobEvent((event) => {
         if (values.json) process.stdout.write(`${JSON.stringify(event)}\n`);
         display.job(event);
-        const verifyLine = describeVerifyEvent(event); // issue #5
+        const verifyLine = describeVerifyEvent(event);
         if (verifyLine && !values.json) display.note(verifyLine);
         if ((event.type === "jobFinished" || event.type === "jobFailed") && event.jobId === jobId) resolve(event);
       });
@@ -197,7 +193,7 @@ async function synthesize(args: string[]): Promise<number> {
   return exitCode;
 }
 
-// ---- verify and repair (issue #5) ----
+/** The verify request of `--verify` and its options; asks for consent to run the program unless `--yes`. */
 async function verifyOptions(values: Record<string, string | boolean | string[] | undefined>, settings: EngineSettingsInput): Promise<VerifyRequest | undefined> {
   if (!values.verify) {
     const stray = ["repair-rounds", "yes", "input", "data", "python"].find((name) => values[name] !== undefined);
@@ -220,7 +216,6 @@ async function verifyOptions(values: Record<string, string | boolean | string[] 
   if (!consent && !values.quiet) process.stderr.write("Not running the generated program (no consent; pass --yes to allow it): static checks only.\n");
   return { execute: consent, consent, ...(repairRounds !== undefined ? { repairRounds } : {}), ...(inputs ? { inputs } : {}), ...(typeof values.data === "string" ? { dataFile: path.resolve(values.data) } : {}) };
 }
-// ---- end verify ----
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -233,8 +228,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${ENGINE_VERSION}\n`);
       return 0;
     }
-    if (command === "bench") return await benchCommand(rest); // issue #5: has its own --help
-    if (command === "models") return await modelsCommand(rest); // issue #4: has its own --help
+    // `gpiot bench` and `gpiot models` have their own --help.
+    if (command === "bench") return await benchCommand(rest);
+    if (command === "models") return await modelsCommand(rest);
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(USAGE);
       return 0;
