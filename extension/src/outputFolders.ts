@@ -6,9 +6,9 @@
  * the two renames of an overwrite, `.NAME.gpiot-previous-*` with no NAME (moved back).
  */
 import { existsSync } from "node:fs";
-import { readdir, rename, rm, stat } from "node:fs/promises";
+import { readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { isNonEmptyDirectory } from "../../sidecar/src/pipeline/writeProgram";
+import { isNonEmptyDirectory } from "../../sidecar/src/shared/folders";
 
 export { isNonEmptyDirectory };
 

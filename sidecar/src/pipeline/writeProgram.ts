@@ -4,8 +4,9 @@
  * An existing non-empty folder is never replaced unless the caller asked to overwrite it.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { isNonEmptyDirectory } from "../shared/folders";
 import type { ProgramFile } from "./assembleProgram";
 import { throwIfCancelled } from "./structuredGeneration";
 
@@ -14,17 +15,6 @@ export class OutputExistsError extends Error {
   constructor(readonly outDir: string) {
     super(`The output folder ${outDir} already exists and is not empty; choose another folder or allow overwriting it.`);
     this.name = "OutputExistsError";
-  }
-}
-
-export async function isNonEmptyDirectory(dir: string): Promise<boolean> {
-  try {
-    const info = await stat(dir);
-    if (!info.isDirectory()) return true;
-    return (await readdir(dir)).length > 0;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw error;
   }
 }
 
