@@ -391,7 +391,7 @@ export type { EngineSettingsInput } from "./settings";
 /** Anything that can send requests and receive notifications: a vscode-jsonrpc MessageConnection or a LanguageClient. */
 export interface RpcEndpoint {
   sendRequest(method: string, params: unknown): Promise<unknown>;
-  onNotification(method: string, handler: (params: any) => void): { dispose(): void };
+  onNotification(method: string, handler: (params: unknown) => void): { dispose(): void };
 }
 
 /**

@@ -148,7 +148,7 @@ async function synthesize(args: string[]): Promise<number> {
   const verifyRequest = await verifyOptions(values, settings);
   const display = new ProgressDisplay(process.stderr, { enabled: !values.quiet });
   const engine = new SynthesisEngine(settings, { log: (level, message) => (level === "error" || level === "warn" ? display.note(message) : undefined) });
-  let exitCode = 1;
+  let exitCode: number;
   let interrupted = false;
   let jobId: string | null = null;
   const onSigint = () => {

@@ -27,7 +27,7 @@ export interface JobContext {
   timings: StageTiming[];
   settings: EngineSettings;
   models: ModelLifecycle;
-  emit(event: JobEventBody): void;
+  emit: (event: JobEventBody) => void;
 }
 
 export function jobEmitter(job: Job, emit: (event: JobEvent) => void): (event: JobEventBody) => void {

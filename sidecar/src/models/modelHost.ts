@@ -72,11 +72,13 @@ async function readValidGguf(filePath: string, what: string) {
 }
 
 type GgufInfo = Awaited<ReturnType<typeof readGgufFileInfo>>;
+/** The metadata read here; node-llama-cpp's type has no `general.type` (which adapters set). */
+type GeneralMetadata = { general?: { architecture?: string; type?: string } };
 
 /** Checks an adapter against its base before llama.cpp sees it, to name the mismatch plainly. */
 export function checkAdapterMatchesBase(adapterPath: string, adapter: GgufInfo, basePath: string, base: GgufInfo): void {
-  const metadata = adapter.metadata as Record<string, any>;
-  const baseArchitecture = (base.metadata as Record<string, any>).general?.architecture;
+  const metadata = adapter.metadata as GeneralMetadata;
+  const baseArchitecture = (base.metadata as GeneralMetadata).general?.architecture;
   const adapterArchitecture = metadata.general?.architecture;
   if (metadata.general?.type !== undefined && metadata.general.type !== "adapter")
     throw new ModelLoadError("ADAPTER_MISMATCH", `${adapterPath} is not a LoRA adapter (general.type is "${metadata.general.type}").`);
