@@ -1,15 +1,17 @@
 /**
- * `npm run bench`: speed and memory figures on the tiny model, each as a ratio against a
- * baseline measured in the same run (these machines are noisy; absolute numbers mean little).
+ * `npm run bench`: speed and memory figures, each as a ratio against a baseline measured in the
+ * same run (these machines are noisy; absolute numbers mean little).
  *
  * 1. Tokens/s of a synthesis streamed through the sidecar to a client, next to the same job on
- *    the engine in-process, and next to bare node-llama-cpp generating under the same grammar.
+ *    the engine in-process, and next to bare node-llama-cpp generating under the same grammar
+ *    (tiny model).
  * 2. Peak RSS of a sidecar with three roles on one base model, next to a process holding one
- *    role alone, and next to three separate model copies.
- * 3. Cancel latency: from the cancel request to the job's end, and to the last streamed token.
+ *    role alone, and next to three model files; on a random model of a few hundred MB written
+ *    for the run, so that weights dominate as they do for real models (see memory.ts).
+ * 3. Cancel latency: from the cancel request to the job's end, and to the last streamed token
+ *    (tiny model).
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { getLlama, LlamaChatSession, LlamaLogLevel } from "node-llama-cpp";
@@ -21,18 +23,15 @@ import { CodeArtifactSchema } from "../sidecar/src/schemas";
 import type { JobEvent } from "../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
+import { formatMemoryFigures, measureRoleMemory } from "./memory";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
 const RUNS = Number(process.env.GPIOT_BENCH_RUNS ?? 5);
 const THREADS = 1;
+const MEMORY_CONTEXT_SIZE = 2048;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const fmt = (value: number, digits = 1) => value.toFixed(digits);
-
-function peakRssMB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
-}
 
 async function sidecarTokensPerSecond(manifestPath: string): Promise<{ tokensPerSecond: number; firstTokenMs: number }> {
   const sidecar = await SidecarProcess.start({ sidecarPath, settings: { manifestPath, threads: THREADS, profile: "tiny" } });
@@ -116,40 +115,6 @@ async function bareLlamaTokensPerSecond(basePath: string, adapterPath: string): 
   }
 }
 
-/** Peak RSS of a fresh process that loads `roles` contexts (each with its own adapter) on one base, or on separate copies. */
-async function peakRssOfSidecar(manifestPath: string, profile: string): Promise<number> {
-  const sidecar = await SidecarProcess.start({ sidecarPath, settings: { manifestPath, threads: THREADS } });
-  try {
-    await sidecar.client.request("loadModels", { profile });
-    const { jobId } = await sidecar.client.request("synthesize", { requirement: REQUIREMENT });
-    await sidecar.waitForJob(jobId);
-    return peakRssMB(sidecar.pid);
-  } finally {
-    await sidecar.dispose();
-  }
-}
-
-async function peakRssOfOneRole(basePath: string, adapterPath: string): Promise<number> {
-  const script = `
-    import { getLlama, LlamaChatSession, LlamaLogLevel } from "node-llama-cpp";
-    import { readFileSync } from "node:fs";
-    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-    const model = await llama.loadModel({ modelPath: ${JSON.stringify(basePath)} });
-    const context = await model.createContext({ contextSize: 4096, threads: ${THREADS}, lora: { adapters: [{ filePath: ${JSON.stringify(adapterPath)} }] } });
-    const session = new LlamaChatSession({ contextSequence: context.getSequence() });
-    await session.prompt(${JSON.stringify(REQUIREMENT)}, { maxTokens: 64 });
-    const hwm = /VmHWM:\\s+(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1];
-    process.stdout.write(String(Number(hwm) / 1024));
-    await context.dispose(); await model.dispose(); await llama.dispose();
-  `;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: path.dirname(sidecarPath), stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk));
-    child.on("exit", (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`one-role process exited ${code}`))));
-  });
-}
-
 async function cancelLatency(manifestPath: string): Promise<{ toJobEndMs: number; toLastTokenMs: number }> {
   const sidecar = await SidecarProcess.start({ sidecarPath, settings: { manifestPath, threads: THREADS } });
   try {
@@ -180,7 +145,7 @@ async function main(): Promise<void> {
   const setup = await setUpTestModels();
   const scratch = mkdtempSync(path.join(os.tmpdir(), "gpiot-bench-"));
   try {
-    console.log(`GPIoT benchmark on the tiny model (${os.cpus().length} CPUs, threads ${THREADS}, median of ${RUNS} runs)\n`);
+    console.log(`GPIoT benchmark (${os.cpus().length} CPUs, threads ${THREADS}, median of ${RUNS} runs)\n`);
 
     const bare = await bareLlamaTokensPerSecond(setup.models.base, setup.models.adapters.cg);
     const inProcess = await inProcessTokensPerSecond(setup.manifestPath);
@@ -192,15 +157,9 @@ async function main(): Promise<void> {
     console.log(`  ratio sidecar / in-process engine:   ${fmt(viaSidecar.tokensPerSecond / inProcess, 2)}`);
     console.log(`  ratio sidecar / bare node-llama-cpp: ${fmt(viaSidecar.tokensPerSecond / bare, 2)}\n`);
 
-    const oneRole = await peakRssOfOneRole(setup.models.base, setup.models.adapters.cg);
-    const threeRolesShared = await peakRssOfSidecar(setup.manifestPath, "tiny-all-adapters");
-    const threeSeparate = await peakRssOfSidecar(setup.manifestPath, "tiny-separate");
-    console.log("Peak RSS (MB)");
-    console.log(`  one role alone (one model, one context):      ${fmt(oneRole)}`);
-    console.log(`  three roles on one base (3 contexts+adapters): ${fmt(threeRolesShared)}`);
-    console.log(`  three roles on three model copies:             ${fmt(threeSeparate)}`);
-    console.log(`  ratio three-on-one-base / one role:    ${fmt(threeRolesShared / oneRole, 2)}`);
-    console.log(`  ratio three-on-one-base / three copies: ${fmt(threeRolesShared / threeSeparate, 2)}\n`);
+    const memory = await measureRoleMemory({ dir: scratch, sidecarPath, requirement: REQUIREMENT, threads: THREADS, contextSize: MEMORY_CONTEXT_SIZE });
+    rmSync(path.join(scratch, "models"), { recursive: true, force: true });
+    console.log(`${formatMemoryFigures(memory)}\n`);
 
     const cancel = await cancelLatency(setup.manifestPath);
     console.log("Cancel latency (ms, from the cancel request)");

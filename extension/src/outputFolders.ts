@@ -7,7 +7,8 @@
  * the marker it left there, knows what may be deleted and what must be put back.
  */
 import path from "node:path";
-import { isNonEmptyDirectory, recoverInterruptedWrites } from "../../sidecar/src/pipeline/writeProgram";
+import { isNonEmptyDirectory } from "../../sidecar/src/shared/folders";
+import { recoverInterruptedWrites } from "../../sidecar/src/shared/interruptedWrites";
 
 export { isNonEmptyDirectory };
 

@@ -48,7 +48,7 @@ export class ReviewCommands {
   constructor(private readonly context: ReviewContext) {}
 
   register(): vscode.Disposable[] {
-    const c = (id: string, handler: (...args: any[]) => unknown) => vscode.commands.registerCommand(id, handler);
+    const c = (id: string, handler: Parameters<typeof vscode.commands.registerCommand>[1]) => vscode.commands.registerCommand(id, handler);
     return [
       c("gpiot.continue", (arg: Arg, options?: { outDir?: string; overwrite?: boolean }) => this.continue(arg, options)),
       c("gpiot.assemble", (arg: Arg, options?: { outDir?: string; overwrite?: boolean }) => this.assemble(arg, options)),

@@ -179,14 +179,9 @@ export class Sidecar implements vscode.Disposable {
 
   private createClient(): void {
     const serverOptions: ServerOptions = async () => ({ process: this.spawnProcess(), detached: false });
-    const sidecar = this;
     const errorHandler: ErrorHandler = {
-      error(): ErrorHandlerResult {
-        return { action: ErrorAction.Continue, handled: true };
-      },
-      closed(): CloseHandlerResult {
-        return sidecar.handleClosed();
-      },
+      error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue, handled: true }),
+      closed: (): CloseHandlerResult => this.handleClosed(),
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],

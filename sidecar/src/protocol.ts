@@ -53,15 +53,14 @@ export const ErrorCode = z.enum([
   "NOTHING_TO_ASSEMBLE",
   "CANCELLED",
   "SHUTTING_DOWN",
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   /** Running the program needs the user's consent (`consent: true` or the verify.consent setting). */
   "CONSENT_REQUIRED",
   /** Generated code never runs in a workspace the user has not trusted. */
   "WORKSPACE_UNTRUSTED",
   /** No usable Python interpreter, or isolation was required and is not available. */
   "VERIFY_UNAVAILABLE",
-  // ---- end verify ----
-  // ---- models (issue #4) ----
+  // Models: downloads, removal, GPU fit
   /** The offline setting is on and the request would need the network. */
   "OFFLINE",
   "DOWNLOAD_FAILED",
@@ -69,7 +68,6 @@ export const ErrorCode = z.enum([
   "CHECKSUM_MISMATCH",
   /** A PEFT adapter could not be converted to a GGUF LoRA adapter. */
   "CONVERSION_FAILED",
-  // ---- end models ----
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -133,7 +131,7 @@ export const ProgramSnapshotSchema = z.object({
   outDir: z.string().nullable(),
   files: z.array(z.string()),
   busy: z.boolean(),
-  /** The last verification: every verify/repair round and which version the program keeps (issue #5). */
+  /** The last verification: every verify/repair round and which version the program keeps. */
   verification: VerificationStateSchema.nullable().optional(),
 });
 export type ProgramSnapshot = z.infer<typeof ProgramSnapshotSchema>;
@@ -170,7 +168,7 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     files: z.array(z.string()),
     /** python3 compile of main.py, when the job wrote the program. */
     mainCompiles: z.boolean().optional(),
-    /** Set when the job verified the program (issue #5); the full history is in the program snapshot. */
+    /** Set when the job verified the program; the full history is in the program snapshot. */
     verification: z
       .object({ status: z.enum(["passed", "failed"]), bestRound: z.number().int(), rounds: z.number().int(), executed: z.boolean(), failure: VerifyFailureSchema.nullable() })
       .optional(),
@@ -179,14 +177,13 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     tokens: z.number(),
   }),
   z.object({ type: z.literal("jobFailed"), ...jobRef, kind: JobKind, error: ErrorInfoSchema, cancelled: z.boolean(), totalMs: z.number() }),
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   /** A check of the program begins: round 0 is the program as generated, round n follows the n-th repair. */
   z.object({ type: z.literal("verifyStarted"), ...jobRef, round: z.number().int(), execute: z.boolean() }),
   /** The result of one round: static issues, the sandboxed run, the resource check, the failure. */
   z.object({ type: z.literal("verifyResult"), ...jobRef, round: z.number().int(), report: VerifyReportSchema }),
   /** A failing sub-task goes back to code generation with its code and this error (codeDelta/codeReady follow). */
   z.object({ type: z.literal("repairAttempt"), ...jobRef, round: z.number().int(), subTaskId: z.string(), subTaskIndex: z.number().int(), failureKind: FailureKind, error: z.string() }),
-  // ---- end verify ----
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
 
@@ -198,7 +195,7 @@ export const LoadedModelInfoSchema = z.object({
   gpu: z.union([z.string(), z.literal(false)]),
   gpuLayers: z.record(z.string(), z.number()),
   loadMs: z.number(),
-  /** What GPU fit chose (layers, context) and why, in words (issue #4). */
+  /** What GPU fit chose (layers, context) and why, in words. */
   fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), summary: z.string(), advice: z.string().optional() }).optional(),
 });
 export type LoadedModelInfo = z.infer<typeof LoadedModelInfoSchema>;
@@ -224,7 +221,7 @@ export const ProfileSummarySchema = z.object({
 
 const empty = z.object({}).strict().optional();
 
-// ---- models (issue #4) ----
+// Models: downloads, removal, GPU fit
 export const PullPlanSchema = z.object({
   profile: z.string(),
   manifestPath: z.string(),
@@ -277,7 +274,6 @@ export const ModelFitSchema = z.object({
   summary: z.string(),
   advice: z.string().optional(),
 });
-// ---- end models ----
 
 interface RequestDefinition<P extends z.ZodType, R extends z.ZodType> {
   method: string;
@@ -341,7 +337,7 @@ export const requests = {
         outDir: z.string().min(1).optional(),
         overwrite: OverwriteMode.default("never"),
         review: ReviewMode.default("none"),
-        /** Verify (and repair) the program after assembly (issue #5); running it needs consent. */
+        /** Verify (and repair) the program after assembly; running it needs consent. */
         verify: VerifyRequestSchema.optional(),
         /** false: the client's workspace is untrusted, so nothing generated may run. */
         workspaceTrusted: z.boolean().optional(),
@@ -384,7 +380,7 @@ export const requests = {
     z.object({ programId: z.string(), outDir: z.string().min(1).optional(), overwrite: OverwriteMode.default("never") }).strict(),
     z.object({ jobId: z.string() }),
   ),
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   /**
    * Queues a check of the program: static checks, then (with consent, in a trusted workspace) a
    * sandboxed run on sample inputs and the resource limits, repairing failing sub-tasks for up to
@@ -395,8 +391,7 @@ export const requests = {
     z.object({ programId: z.string(), workspaceTrusted: z.boolean().optional() }).extend(VerifyRequestSchema.shape).strict(),
     z.object({ jobId: z.string() }),
   ),
-  // ---- end verify ----
-  // ---- models (issue #4) ----
+  // Models: downloads, removal, GPU fit
   /** What `pullModel` would fetch for a profile: files, sizes, what is already there. Opens no connection. */
   pullPlan: request("gpiot/pullPlan", z.object({ profile: z.string().min(1).optional() }).strict(), PullPlanSchema),
   /**
@@ -418,7 +413,6 @@ export const requests = {
   ),
   /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
   modelFit: request("gpiot/modelFit", z.object({ profile: z.string().min(1).optional() }).strict(), ModelFitSchema),
-  // ---- end models ----
 } as const;
 
 export const notifications = {
@@ -426,7 +420,7 @@ export const notifications = {
   jobEvent: notification("gpiot/jobEvent", JobEventSchema),
   /** Model loading progress and state changes. */
   modelEvent: notification("gpiot/modelEvent", ModelEventSchema),
-  /** Progress of a `gpiot/pullModel` (issue #4): bytes of the current file, throttled to a few per second. */
+  /** Progress of a `gpiot/pullModel`: bytes of the current file, throttled to a few per second. */
   pullProgress: notification("gpiot/pullProgress", PullProgressSchema),
 } as const;
 
@@ -440,7 +434,7 @@ export type { EngineSettingsInput } from "./settings";
 /** Anything that can send requests and receive notifications: a vscode-jsonrpc MessageConnection or a LanguageClient. */
 export interface RpcEndpoint {
   sendRequest(method: string, params: unknown): Promise<unknown>;
-  onNotification(method: string, handler: (params: any) => void): { dispose(): void };
+  onNotification(method: string, handler: (params: unknown) => void): { dispose(): void };
 }
 
 /**
@@ -485,7 +479,7 @@ export class GpiotRpcClient {
     return { dispose: () => this.modelListeners.delete(listener) };
   }
 
-  // ---- models (issue #4) ----
+  // Models: downloads, removal, GPU fit
   private readonly pullListeners = new Set<(progress: PullProgress) => void>();
   private pullSubscribed = false;
 
@@ -500,5 +494,4 @@ export class GpiotRpcClient {
     this.pullListeners.add(listener);
     return { dispose: () => this.pullListeners.delete(listener) };
   }
-  // ---- end models ----
 }

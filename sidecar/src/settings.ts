@@ -17,7 +17,7 @@ export const StageTokenLimitsSchema = z.object({
 });
 export type StageTokenLimits = z.infer<typeof StageTokenLimitsSchema>;
 
-// ---- verify and repair (issue #5) ----
+// Verify and repair
 /** Checking, running and repairing generated programs (see sidecar/src/verify/). */
 export const VerifySettingsSchema = z.object({
   /** Verify every synthesized program (static checks; running it also needs consent). */
@@ -36,7 +36,6 @@ export const VerifySettingsSchema = z.object({
   isolation: z.enum(["auto", "required"]).default("auto"),
 });
 export type VerifySettings = z.infer<typeof VerifySettingsSchema>;
-// ---- end verify ----
 
 export const EngineSettingsSchema = z.object({
   /** CPU threads for evaluation; default: the profile's, else the machine's available parallelism. */
@@ -58,17 +57,15 @@ export const EngineSettingsSchema = z.object({
   modelPath: z.string().min(1).optional(),
   /** Path of the models manifest; default: the manifest shipped in models/. */
   manifestPath: z.string().optional(),
-  // ---- models: downloads and storage (issue #4) ----
+  // Models: downloads and storage
   /** Never open a network connection: downloads are refused, nothing remote is read. */
   offline: z.boolean().default(false),
   /** Where downloaded models live; default: defaultModelsDir() (e.g. ~/.cache/gpiot/models). */
   modelsDir: z.string().min(1).optional(),
   /** Base URL used for `hf:` sources instead of https://huggingface.co/ (a mirror). */
   downloadEndpoint: z.string().url().optional(),
-  // ---- end models ----
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   verify: VerifySettingsSchema.default(VerifySettingsSchema.parse({})),
-  // ---- end verify ----
 });
 export type EngineSettingsInput = z.input<typeof EngineSettingsSchema>;
 export type EngineSettings = z.infer<typeof EngineSettingsSchema>;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, mock, test } from "node:test";
 import { SynthesisEngine } from "../../sidecar/src/engine/engine";
 import { ModelHost } from "../../sidecar/src/models/modelHost";
 import { checkPythonSyntax } from "../../sidecar/src/pipeline/pythonSyntax";
@@ -120,33 +120,34 @@ describe("a listener that throws", () => {
 
 describe("model loads", () => {
   test("loads requested at once run one after another and leave exactly one model host", async () => {
-    const loaded: ModelHost[] = [];
-    const disposed = new Set<ModelHost>();
-    const originalLoad = ModelHost.load;
-    const originalDispose = ModelHost.prototype.dispose;
-    ModelHost.load = async (...args: Parameters<typeof ModelHost.load>) => {
-      const host = await originalLoad.apply(ModelHost, args);
-      loaded.push(host);
-      return host;
-    };
-    ModelHost.prototype.dispose = async function (this: ModelHost) {
-      disposed.add(this);
-      return originalDispose.call(this);
-    };
+    // Spies that call through to the real load and dispose.
+    const loads = mock.method(ModelHost, "load");
+    const disposes = mock.method(ModelHost.prototype, "dispose");
+    const loaded = () =>
+      Promise.all(
+        loads.mock.calls.map((call) => {
+          assert.ok(call.result, "ModelHost.load returned a promise");
+          return call.result;
+        }),
+      );
+    const disposed = () => new Set(disposes.mock.calls.map((call) => call.this));
     const engine = new SynthesisEngine({ manifestPath: setup.manifestPath, profile: "tiny", threads: 1 });
     try {
-      const results = await Promise.all([engine.loadModels(), engine.loadModels({ profile: "tiny-all-adapters" }), engine.loadModels(), engine.loadModels({ profile: "tiny-all-adapters" })]);
-      assert.equal(results.length, 4);
-      assert.equal(loaded.length, 4);
-      const live = loaded.filter((host) => !disposed.has(host));
-      assert.equal(live.length, 1, "every replaced model host was disposed");
-      assert.equal(engine.status().models?.profile, "tiny-all-adapters", "the last request wins");
+      try {
+        const results = await Promise.all([engine.loadModels(), engine.loadModels({ profile: "tiny-all-adapters" }), engine.loadModels(), engine.loadModels({ profile: "tiny-all-adapters" })]);
+        assert.equal(results.length, 4);
+        assert.equal(loads.mock.callCount(), 4);
+        const live = (await loaded()).filter((host) => !disposed().has(host));
+        assert.equal(live.length, 1, "every replaced model host was disposed");
+        assert.equal(engine.status().models?.profile, "tiny-all-adapters", "the last request wins");
+      } finally {
+        await engine.dispose();
+      }
+      assert.equal((await loaded()).filter((host) => !disposed().has(host)).length, 0, "dispose frees the last one");
     } finally {
-      await engine.dispose();
-      ModelHost.load = originalLoad;
-      ModelHost.prototype.dispose = originalDispose;
+      loads.mock.restore();
+      disposes.mock.restore();
     }
-    assert.equal(loaded.filter((host) => !disposed.has(host)).length, 0, "dispose frees the last one");
   });
 
   test("a job cancelled while its models load stops at once, and the engine serves the next job", async () => {

@@ -253,3 +253,35 @@ describe("tiny models in node-llama-cpp", () => {
         }, /Failed to load model/);
     });
 });
+
+describe("a wider test model (the benchmark's memory figures)", () => {
+    test("a custom shape with grouped KV heads writes, loads with its adapters and finishes JSON under a grammar", async () => {
+        const shape = {embeddingLength: 256, blockCount: 3, headCount: 8, headCountKv: 2, feedForwardLength: 512};
+        const wide = await writeTinyTestModels(path.join(workDir, "wide"), {shape});
+        const info = await readGgufFileInfo(wide.base, {logWarnings: false});
+        const dimensions = (name: string) => info.tensorInfo!.find((tensor) => tensor.name === name)?.dimensions.map(Number);
+        assert.deepEqual(dimensions("blk.2.attn_k.weight"), [256, 64]);
+        assert.deepEqual(dimensions("blk.2.ffn_down.weight"), [512, 256]);
+        assert.equal((await verifyGgufFile(wide.base)).tensorCount, 3 + 9 * shape.blockCount);
+
+        const wideModel = await llama.loadModel({modelPath: wide.base});
+        try {
+            const grammar = await llama.createGrammarForJsonSchema({type: "object", properties: {a: {type: "string"}}} as const);
+            for (const adapterPath of Object.values(wide.adapters)) {
+                const context = await wideModel.createContext({contextSize: 512, threads: 1, lora: {adapters: [{filePath: adapterPath}]}});
+                try {
+                    const session = new LlamaChatSession({contextSequence: context.getSequence()});
+                    const text = await session.prompt("Read a DHT22 every 5 seconds.", {grammar, maxTokens: 200, temperature: 0});
+                    const parsed = grammar.parse(text);
+                    assert.ok(parsed.a == null || parsed.a.length < 150, `string too long: ${JSON.stringify(parsed.a)}`);
+                    session.dispose();
+                } finally {
+                    await context.dispose();
+                }
+            }
+            await assert.rejects(wideModel.createContext({contextSize: 512, lora: {adapters: [{filePath: wide.mismatchedAdapter}]}}), /Failed to initialize LoRA adapter/);
+        } finally {
+            await wideModel.dispose();
+        }
+    });
+});

@@ -99,7 +99,7 @@ export async function evaluateProgram(files: ProgramFileLike[], prepared: Prepar
   const finalOutputs = manifest.pipeline.at(-1)?.outputs ?? [];
   const primary = contractOutputs[0];
 
-  const outputsPerRun: (unknown | undefined)[] = [];
+  const outputsPerRun: unknown[] = [];
   for (const run of prepared.runs) {
     const inputs: Record<string, unknown> = {};
     for (const [programName, contractName] of Object.entries(result.binding)) inputs[programName] = (run as BenchRun).inputs[contractName];

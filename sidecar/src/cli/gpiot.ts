@@ -5,7 +5,7 @@
  * too small for the prompts); 3 the requirement or constraints were rejected; 4 the output folder
  * cannot be used (exists and is not GPIoT's to replace, changed files not confirmed, a forbidden
  * or unwritable folder); 5 the model could not be loaded (or the requested GPU is missing); 6 the
- * program was written but its verification failed (--verify, issue #5); 130 interrupted.
+ * program was written but its verification failed (--verify); 130 interrupted.
  *
  * Everything that can be checked without a model (flags, requirement, context size, output
  * folder, the questions to the user) is settled before any model is loaded.
@@ -19,12 +19,10 @@ import { ENGINE_VERSION, SynthesisEngine, checkSynthesisRequest, toErrorInfo, ty
 import { OutputFolderError } from "../pipeline/outputFolder";
 import { askYesNo } from "./askYesNo";
 import { ProgressDisplay } from "./progressDisplay";
-import { modelsCommand } from "./modelsCommand"; // issue #4: gpiot models list|pull|remove|fit|import-peft
-// ---- verify and repair (issue #5), IoT Bench ----
+import { modelsCommand } from "./modelsCommand";
 import type { VerifyRequest } from "../verify/report";
 import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
 import { benchCommand } from "./benchCommand";
-// ---- end verify ----
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
 
@@ -154,14 +152,12 @@ async function synthesize(args: string[]): Promise<number> {
       seed: { type: "string" },
       json: { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
-      // ---- verify and repair (issue #5) ----
       verify: { type: "boolean" },
       "repair-rounds": { type: "string" },
       yes: { type: "boolean", short: "y" },
       input: { type: "string", multiple: true },
       data: { type: "string" },
       python: { type: "string" },
-      // ---- end verify ----
     },
   });
   if (!values.out) throw new UsageError("--out DIR is required: the folder to write the program into");
@@ -175,10 +171,10 @@ async function synthesize(args: string[]): Promise<number> {
     if (values.json) process.stdout.write(`${JSON.stringify({ type: "error", error: toErrorInfo(error) })}\n`);
     throw error;
   }
-  const verifyRequest = await verifyOptions(values, settings); // issue #5
+  const verifyRequest = await verifyOptions(values, settings);
   const display = new ProgressDisplay(process.stderr, { enabled: !values.quiet });
   const engine = new SynthesisEngine(settings, { log: (level, message) => (level === "error" || level === "warn" ? display.note(message) : undefined) });
-  let exitCode = 1;
+  let exitCode: number;
   let interrupted = false;
   let jobId: string | null = null;
   const onSigint = () => {
@@ -194,7 +190,7 @@ async function synthesize(args: string[]): Promise<number> {
       engine.onJobEvent((event) => {
         if (values.json) process.stdout.write(`${JSON.stringify(event)}\n`);
         display.job(event);
-        const verifyLine = describeVerifyEvent(event); // issue #5
+        const verifyLine = describeVerifyEvent(event);
         if (verifyLine && !values.json) display.note(verifyLine);
         if ((event.type === "jobFinished" || event.type === "jobFailed") && event.jobId === jobId) resolve(event);
       });
@@ -252,7 +248,7 @@ async function settleOutputFolder(settings: EngineSettingsInput, request: Synthe
   }
 }
 
-// ---- verify and repair (issue #5) ----
+/** The verify request of `--verify` and its options; asks for consent to run the program unless `--yes`. */
 async function verifyOptions(values: Record<string, string | boolean | string[] | undefined>, settings: EngineSettingsInput): Promise<VerifyRequest | undefined> {
   if (!values.verify) {
     const stray = ["repair-rounds", "yes", "input", "data", "python"].find((name) => values[name] !== undefined && !(name === "yes" && values.overwrite));
@@ -275,7 +271,6 @@ async function verifyOptions(values: Record<string, string | boolean | string[] 
   if (!consent && !values.quiet) process.stderr.write("Not running the generated program (no consent; pass --yes to allow it): static checks only.\n");
   return { execute: consent, consent, ...(repairRounds !== undefined ? { repairRounds } : {}), ...(inputs ? { inputs } : {}), ...(typeof values.data === "string" ? { dataFile: path.resolve(values.data) } : {}) };
 }
-// ---- end verify ----
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -288,8 +283,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${ENGINE_VERSION}\n`);
       return 0;
     }
-    if (command === "bench") return await benchCommand(rest); // issue #5: has its own --help
-    if (command === "models") return await modelsCommand(rest); // issue #4: has its own --help
+    // `gpiot bench` and `gpiot models` have their own --help.
+    if (command === "bench") return await benchCommand(rest);
+    if (command === "models") return await modelsCommand(rest);
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(USAGE);
       return 0;

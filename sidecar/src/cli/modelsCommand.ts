@@ -57,7 +57,10 @@ function envOffline(): boolean {
   return ["1", "true", "yes"].includes((process.env.GPIOT_OFFLINE ?? process.env.HF_HUB_OFFLINE ?? "").toLowerCase());
 }
 
-function settingsFrom(values: Record<string, unknown>): EngineSettings {
+/** Option values as parseArgs returns them. */
+type OptionValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+function settingsFrom(values: OptionValues): EngineSettings {
   const number = (name: string) => {
     const raw = values[name];
     if (raw === undefined) return undefined;

@@ -27,9 +27,9 @@ export interface JobContext {
   timings: StageTiming[];
   settings: EngineSettings;
   models: ModelLifecycle;
-  emit(event: JobEventBody): void;
+  emit: (event: JobEventBody) => void;
   /** A line for the engine's log (e.g. what was cleaned up after an interrupted write). */
-  log(message: string): void;
+  log: (message: string) => void;
 }
 
 export function jobEmitter(job: Job, emit: (event: JobEvent) => void): (event: JobEventBody) => void {

@@ -18,7 +18,7 @@ export class Program {
   requestedOutput: { outDir: string; overwrite: OverwriteMode } | null = null;
   files: string[] = [];
   busyJobs = 0;
-  /** The last verification's rounds and the version kept (issue #5). */
+  /** The last verification's rounds and the version kept. */
   verification: VerificationState | null = null;
   private nextSubTaskNumber = 1;
 

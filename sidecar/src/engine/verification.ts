@@ -45,8 +45,8 @@ export interface VerificationContext {
   settings: EngineSettings;
   profile: string;
   signal: AbortSignal;
-  emit(event: VerifyLoopEvent | { type: "stageFailed"; stage: "verify"; error: ErrorInfo }): void;
-  regenerate(subTaskId: string, repair: { previousCode: string; error: string }): Promise<void>;
+  emit: (event: VerifyLoopEvent | { type: "stageFailed"; stage: "verify"; error: ErrorInfo }) => void;
+  regenerate: (subTaskId: string, repair: { previousCode: string; error: string }) => Promise<void>;
 }
 
 /** Runs the verify/repair loop; the program keeps its best round. Undefined: skipped (it could not run). */

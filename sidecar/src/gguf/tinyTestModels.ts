@@ -16,12 +16,27 @@ export type TinyTestModelOptions = {
      * almost never close a JSON string under a grammar, so every string would run to its length cap.
      */
     stringEndBias?: number;
+    /**
+     * A larger shape than the tiny default, for figures where the weights must dominate memory as in
+     * real models (the benchmark). Weight scales follow the width so that the logits keep the tiny
+     * model's statistics; the vocabulary and tokenizer stay the same.
+     */
+    shape?: Partial<TestModelShape>;
+};
+
+export type TestModelShape = {
+    embeddingLength: number;
+    blockCount: number;
+    headCount: number;
+    headCountKv: number;
+    feedForwardLength: number;
+    contextLength: number;
 };
 
 export const DEFAULT_TINY_MODEL_SEED = 20240611;
 export const DEFAULT_STRING_END_BIAS = 4.5;
 
-export const TINY_MODEL_SHAPE = {
+export const TINY_MODEL_SHAPE: Readonly<TestModelShape> = {
     embeddingLength: 64,
     blockCount: 2,
     headCount: 4,
@@ -32,8 +47,6 @@ export const TINY_MODEL_SHAPE = {
 
 export const TINY_ADAPTER_RANK = 8;
 export const TINY_ADAPTER_TARGETS = ["attn_q", "attn_v", "ffn_down"] as const;
-
-const MISMATCHED_SHAPE = {embeddingLength: 96, feedForwardLength: 192} as const;
 
 /** Residual dimension that carries a constant through the network; the `"` output row reads it. */
 const BIAS_CARRIER_DIMENSION = 0;
@@ -67,17 +80,24 @@ export async function writeTinyTestModels(dir: string, options: TinyTestModelOpt
     };
 
     const vocabulary = buildVocabulary();
-    const shape = TINY_MODEL_SHAPE;
-    const writes: Array<[string, GgufWriter]> = [
-        [paths.base, buildBaseModel(vocabulary, seed, stringEndBias)],
-        [paths.adapters.td, buildLoraAdapter("gpiot-tiny-td", shape, seed + 1)],
-        [paths.adapters.rt, buildLoraAdapter("gpiot-tiny-rt", shape, seed + 2)],
-        [paths.adapters.cg, buildLoraAdapter("gpiot-tiny-cg", shape, seed + 3)],
-        [paths.mismatchedAdapter, buildLoraAdapter("gpiot-tiny-mismatched", MISMATCHED_SHAPE, seed + 4)]
+    const shape: TestModelShape = {...TINY_MODEL_SHAPE, ...options.shape};
+    if (shape.embeddingLength % shape.headCount !== 0 || shape.headCount % shape.headCountKv !== 0)
+        throw new Error(`Test model shape: the embedding length must divide into heads and the heads into KV heads (${JSON.stringify(shape)})`);
+    // An adapter for a model of another width: loading it on the base must fail.
+    const mismatchedShape = {...shape, embeddingLength: shape.embeddingLength + 32, feedForwardLength: shape.feedForwardLength + 64};
+    const writes: Array<[string, () => GgufWriter]> = [
+        [paths.base, () => buildBaseModel(vocabulary, shape, seed, stringEndBias)],
+        [paths.adapters.td, () => buildLoraAdapter("gpiot-tiny-td", shape, seed + 1)],
+        [paths.adapters.rt, () => buildLoraAdapter("gpiot-tiny-rt", shape, seed + 2)],
+        [paths.adapters.cg, () => buildLoraAdapter("gpiot-tiny-cg", shape, seed + 3)],
+        [paths.mismatchedAdapter, () => buildLoraAdapter("gpiot-tiny-mismatched", mismatchedShape, seed + 4, shape)]
     ];
 
-    await Promise.all(writes.map(([filePath, writer]) => writer.writeFile(filePath)));
-    await Promise.all(writes.map(([filePath]) => verifyGgufFile(filePath)));
+    // One file at a time: a large shape holds its tensors and the serialized file in memory at once.
+    for (const [filePath, build] of writes) {
+        await build().writeFile(filePath);
+        await verifyGgufFile(filePath);
+    }
     return paths;
 }
 
@@ -158,9 +178,16 @@ function normalPieces(): string[] {
     ];
 }
 
-function buildBaseModel(vocabulary: Vocabulary, seed: number, stringEndBias: number): GgufWriter {
-    const shape = TINY_MODEL_SHAPE;
+/** Keeps activations and logits of a wider model at the tiny model's scale. */
+function widthScale(shape: TestModelShape): number {
+    return Math.sqrt(TINY_MODEL_SHAPE.embeddingLength / shape.embeddingLength);
+}
+
+function buildBaseModel(vocabulary: Vocabulary, shape: TestModelShape, seed: number, stringEndBias: number): GgufWriter {
     const embd = shape.embeddingLength;
+    const kvDim = (embd / shape.headCount) * shape.headCountKv;
+    const layerStd = LAYER_WEIGHT_STD * widthScale(shape);
+    const outputStd = OUTPUT_WEIGHT_STD * widthScale(shape);
     const vocabSize = vocabulary.tokens.length;
     const random = new SeededRandom(seed);
     const writer = new GgufWriter();
@@ -200,19 +227,19 @@ function buildBaseModel(vocabulary: Vocabulary, seed: number, stringEndBias: num
         const ff = shape.feedForwardLength;
         writer
             .addF32Tensor(`${block}.attn_norm.weight`, [embd], ones(embd))
-            .addF32Tensor(`${block}.attn_q.weight`, [embd, embd], random.normalArray(embd * embd, LAYER_WEIGHT_STD))
-            .addF32Tensor(`${block}.attn_k.weight`, [embd, embd], random.normalArray(embd * embd, LAYER_WEIGHT_STD))
-            .addF32Tensor(`${block}.attn_v.weight`, [embd, embd], random.normalArray(embd * embd, LAYER_WEIGHT_STD))
-            .addF32Tensor(`${block}.attn_output.weight`, [embd, embd], random.normalArray(embd * embd, LAYER_WEIGHT_STD))
+            .addF32Tensor(`${block}.attn_q.weight`, [embd, embd], random.normalArray(embd * embd, layerStd))
+            .addF32Tensor(`${block}.attn_k.weight`, [embd, kvDim], random.normalArray(embd * kvDim, layerStd))
+            .addF32Tensor(`${block}.attn_v.weight`, [embd, kvDim], random.normalArray(embd * kvDim, layerStd))
+            .addF32Tensor(`${block}.attn_output.weight`, [embd, embd], random.normalArray(embd * embd, layerStd))
             .addF32Tensor(`${block}.ffn_norm.weight`, [embd], ones(embd))
-            .addF32Tensor(`${block}.ffn_gate.weight`, [embd, ff], random.normalArray(embd * ff, LAYER_WEIGHT_STD))
-            .addF32Tensor(`${block}.ffn_up.weight`, [embd, ff], random.normalArray(embd * ff, LAYER_WEIGHT_STD))
-            .addF32Tensor(`${block}.ffn_down.weight`, [ff, embd], random.normalArray(ff * embd, LAYER_WEIGHT_STD));
+            .addF32Tensor(`${block}.ffn_gate.weight`, [embd, ff], random.normalArray(embd * ff, layerStd))
+            .addF32Tensor(`${block}.ffn_up.weight`, [embd, ff], random.normalArray(embd * ff, layerStd))
+            .addF32Tensor(`${block}.ffn_down.weight`, [ff, embd], random.normalArray(ff * embd, layerStd));
     }
 
     writer.addF32Tensor("output_norm.weight", [embd], ones(embd));
 
-    const output = random.normalArray(embd * vocabSize, OUTPUT_WEIGHT_STD);
+    const output = random.normalArray(embd * vocabSize, outputStd);
     for (let token = 0; token < vocabSize; token++)
         output[token * embd + BIAS_CARRIER_DIMENSION] = token === vocabulary.quoteTokenId ? stringEndBias : 0;
     writer.addF32Tensor("output.weight", [embd, vocabSize], output);
@@ -220,11 +247,8 @@ function buildBaseModel(vocabulary: Vocabulary, seed: number, stringEndBias: num
     return writer;
 }
 
-function buildLoraAdapter(
-    name: string,
-    shape: {embeddingLength: number; feedForwardLength: number},
-    seed: number
-): GgufWriter {
+/** `baseShape`: the model the adapter is meant for, which sets the weight scale. */
+function buildLoraAdapter(name: string, shape: TestModelShape, seed: number, baseShape = shape): GgufWriter {
     const random = new SeededRandom(seed);
     const rank = TINY_ADAPTER_RANK;
     const writer = new GgufWriter()
@@ -234,13 +258,15 @@ function buildLoraAdapter(
         .setString("adapter.type", "lora")
         .setFloat32("adapter.lora.alpha", rank);
 
+    const kvDim = Math.floor(shape.embeddingLength / shape.headCount) * shape.headCountKv;
+    const factorAStd = ADAPTER_FACTOR_STD * widthScale(baseShape);
     const targetSizes: Record<(typeof TINY_ADAPTER_TARGETS)[number], {nIn: number; nOut: number}> = {
         attn_q: {nIn: shape.embeddingLength, nOut: shape.embeddingLength},
-        attn_v: {nIn: shape.embeddingLength, nOut: shape.embeddingLength},
+        attn_v: {nIn: shape.embeddingLength, nOut: kvDim},
         ffn_down: {nIn: shape.feedForwardLength, nOut: shape.embeddingLength}
     };
 
-    for (let layer = 0; layer < TINY_MODEL_SHAPE.blockCount; layer++) {
+    for (let layer = 0; layer < shape.blockCount; layer++) {
         for (const target of TINY_ADAPTER_TARGETS) {
             const {nIn, nOut} = targetSizes[target];
             const loraB = random.normalArray(rank * nOut, ADAPTER_FACTOR_STD);
@@ -248,7 +274,7 @@ function buildLoraAdapter(
             if (target === "ffn_down")
                 loraB.fill(0, BIAS_CARRIER_DIMENSION * rank, (BIAS_CARRIER_DIMENSION + 1) * rank);
             writer
-                .addF32Tensor(`blk.${layer}.${target}.weight.lora_a`, [nIn, rank], random.normalArray(nIn * rank, ADAPTER_FACTOR_STD))
+                .addF32Tensor(`blk.${layer}.${target}.weight.lora_a`, [nIn, rank], random.normalArray(nIn * rank, factorAStd))
                 .addF32Tensor(`blk.${layer}.${target}.weight.lora_b`, [rank, nOut], loraB);
         }
     }

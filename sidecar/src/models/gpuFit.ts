@@ -172,7 +172,7 @@ export async function planFit(request: FitRequest, hardware: FitHardware, estima
 
   // Fraction f of each model's layers on the GPU (the same share for every model), as layers.
   const layersAt = (fraction: number) => (model: FitModelPlan) => Math.round(model.layers * fraction);
-  let chosenContext = contexts[0];
+  let chosenContext: number;
   let fraction = 0;
   if (!gpu) {
     fraction = 0;

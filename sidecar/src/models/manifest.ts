@@ -161,9 +161,7 @@ export function expandHome(file: string): string {
 
 /** The file name a download source ends in: the last path segment of an `hf:` URI or URL. */
 export function fileNameFromSource(source: string): string {
-  let tail = source;
-  if (/^https?:\/\//i.test(source)) tail = decodeURIComponent(new URL(source).pathname);
-  else tail = source.replace(/^(hf|huggingface):(\/\/)?/i, "").split("#")[0];
+  const tail = /^https?:\/\//i.test(source) ? decodeURIComponent(new URL(source).pathname) : source.replace(/^(hf|huggingface):(\/\/)?/i, "").split("#")[0];
   const name = tail.split("/").filter(Boolean).pop() ?? "";
   if (!name || name.includes(":")) throw new ManifestError(`Cannot tell a file name from the source "${source}": give the entry a "file" or a source that ends in the file's path (hf:<user>/<repo>/<file>.gguf).`);
   return name;

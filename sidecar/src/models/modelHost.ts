@@ -84,6 +84,8 @@ async function readValidGguf(filePath: string, what: string) {
 }
 
 type GgufInfo = Awaited<ReturnType<typeof readGgufFileInfo>>;
+/** The metadata read here; node-llama-cpp's type has no `general.type` (which adapters set). */
+type GeneralMetadata = { general?: { architecture?: string; type?: string } };
 
 /**
  * Reads every model and adapter file a load needs (headers only) and checks each is what its
@@ -93,7 +95,7 @@ export async function checkModelFiles(resolved: ResolvedModels): Promise<Map<str
   const infos = new Map<string, GgufInfo>();
   for (const modelPath of new Set(roleNames.map((role) => resolved.roles[role].modelPath))) {
     const info = await readValidGguf(modelPath, "Model file");
-    const type = (info.metadata as Record<string, any>).general?.type;
+    const type = (info.metadata as { general?: { type?: unknown } }).general?.type;
     if (type === "adapter")
       throw new ModelLoadError(
         "MODEL_INVALID",
@@ -113,8 +115,8 @@ export async function checkModelFiles(resolved: ResolvedModels): Promise<Map<str
 
 /** Checks an adapter against its base before llama.cpp sees it, to name the mismatch plainly. */
 export function checkAdapterMatchesBase(adapterPath: string, adapter: GgufInfo, basePath: string, base: GgufInfo): void {
-  const metadata = adapter.metadata as Record<string, any>;
-  const baseArchitecture = (base.metadata as Record<string, any>).general?.architecture;
+  const metadata = adapter.metadata as GeneralMetadata;
+  const baseArchitecture = (base.metadata as GeneralMetadata).general?.architecture;
   const adapterArchitecture = metadata.general?.architecture;
   if (metadata.general?.type !== undefined && metadata.general.type !== "adapter")
     throw new ModelLoadError("ADAPTER_MISMATCH", `${adapterPath} is not a LoRA adapter (general.type is "${metadata.general.type}").`);

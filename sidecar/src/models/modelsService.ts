@@ -1,5 +1,5 @@
 /**
- * Model management behind the protocol and the CLI (issue #4): pull plans, pulls with progress and
+ * Model management behind the protocol and the CLI: pull plans, pulls with progress and
  * cancellation, removal, and GPU fit. The engine delegates its `gpiot/pullPlan`, `gpiot/pullModel`,
  * `gpiot/cancelPull`, `gpiot/removeModel` and `gpiot/modelFit` requests here.
  */

@@ -37,20 +37,45 @@ export interface HfLlamaConfig {
   tieWordEmbeddings: boolean;
 }
 
+type RopeScalingJson = { rope_type?: unknown; type?: unknown; rope_theta?: unknown } | null;
+
+/** The fields of an HF config.json read here, with whatever JSON values a file may hold. */
+interface HfConfigJson {
+  architectures?: unknown;
+  model_type?: unknown;
+  rope_scaling?: RopeScalingJson;
+  rope_parameters?: RopeScalingJson;
+  attention_bias?: unknown;
+  mlp_bias?: unknown;
+  num_attention_heads?: unknown;
+  hidden_size?: unknown;
+  head_dim?: unknown;
+  vocab_size?: unknown;
+  intermediate_size?: unknown;
+  num_hidden_layers?: unknown;
+  num_key_value_heads?: unknown;
+  max_position_embeddings?: unknown;
+  rms_norm_eps?: unknown;
+  rope_theta?: unknown;
+  tie_word_embeddings?: unknown;
+}
+
 export async function readHfLlamaConfig(modelDir: string): Promise<HfLlamaConfig> {
   const configPath = path.join(modelDir, "config.json");
-  let raw: Record<string, any>;
+  let raw: HfConfigJson;
   try {
-    raw = JSON.parse(await readFile(configPath, "utf8"));
+    raw = JSON.parse(await readFile(configPath, "utf8")) as HfConfigJson;
   } catch (error) {
     throw new ConversionError(`Cannot read ${configPath}: ${(error as Error).message}`);
   }
-  const architectures: string[] = raw.architectures ?? [];
-  if (raw.model_type !== "llama" && !architectures.includes("LlamaForCausalLM"))
-    throw new ConversionError(`${configPath} describes a "${raw.model_type ?? architectures.join(", ")}" model; only llama checkpoints can be converted.`);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConversionError(`${configPath} is not a JSON object.`);
+  const architectures = Array.isArray(raw.architectures) ? raw.architectures.map(String) : [];
+  const modelType = typeof raw.model_type === "string" ? raw.model_type : undefined;
+  if (modelType !== "llama" && !architectures.includes("LlamaForCausalLM"))
+    throw new ConversionError(`${configPath} describes a "${modelType ?? architectures.join(", ")}" model; only llama checkpoints can be converted.`);
   const ropeScaling = raw.rope_scaling ?? raw.rope_parameters;
   const ropeType = ropeScaling?.rope_type ?? ropeScaling?.type ?? "default";
-  if (ropeType !== "default") throw new ConversionError(`${configPath} uses RoPE scaling "${ropeType}", which this converter does not support.`);
+  if (ropeType !== "default") throw new ConversionError(`${configPath} uses RoPE scaling ${JSON.stringify(ropeType)}, which this converter does not support.`);
   if (raw.attention_bias || raw.mlp_bias) throw new ConversionError(`${configPath} has attention or MLP biases, which llama models do not have.`);
   const heads = Number(raw.num_attention_heads);
   const hiddenSize = Number(raw.hidden_size);

@@ -137,7 +137,11 @@ export async function convertPeftToGguf(options: PeftConversionOptions): Promise
   } catch (error) {
     throw new ConversionError(`Cannot read the base model ${basePath}: ${(error as Error).message}`);
   }
-  const metadata = base.metadata as Record<string, any>;
+  // node-llama-cpp's metadata type has no `general.type` (which adapters set).
+  const metadata = base.metadata as {
+    general?: { architecture?: string; type?: string };
+    llama?: { attention?: { head_count?: number; head_count_kv?: number }; block_count?: number };
+  };
   const architecture = metadata.general?.architecture;
   if (architecture !== "llama")
     throw new ConversionError(`The base model ${basePath} is "${architecture}"; the PEFT converter handles llama bases only (the Q/K permutation is llama-specific).`);

@@ -14,69 +14,10 @@ import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync
 import os from "node:os";
 import path from "node:path";
 import type { OutputProblem, OverwriteMode } from "../protocol";
+import { WRITE_MARKER, isSafeRelativePath, parseWriteMarker, writerMayBeAlive, type WriteMarker } from "../shared/interruptedWrites";
 
 /** The manifest every program folder carries; its `files` make the folder recognisably GPIoT's. */
 export const PROGRAM_MANIFEST = "gpiot.json";
-/** Written into a folder while GPIoT writes it: who writes, and what to undo if that process dies. */
-export const WRITE_MARKER = ".gpiot-write.json";
-
-/** What a writer records in its staging folder (the marker travels with it into place). */
-export interface WriteMarker {
-  writer: "gpiot";
-  pid: number;
-  /** Tells a live writer from a later process that reuses its pid. */
-  startToken: string;
-  host: string;
-  target: string;
-  suffix: string;
-  /** The new program's files (relative paths). */
-  files: string[];
-  /** The user's entries moved from the old folder into the new one. */
-  keep: string[];
-  /** GPIoT's entries of the old folder, deleted with it. */
-  remove: string[];
-}
-
-export function parseWriteMarker(text: string): WriteMarker | null {
-  try {
-    const marker = JSON.parse(text) as WriteMarker;
-    const valid =
-      marker.writer === "gpiot" &&
-      Number.isInteger(marker.pid) &&
-      typeof marker.startToken === "string" &&
-      typeof marker.host === "string" &&
-      typeof marker.suffix === "string" &&
-      [marker.files, marker.keep, marker.remove].every((list) => Array.isArray(list) && list.every((entry) => typeof entry === "string" && isSafeRelativePath(entry)));
-    return valid ? marker : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The start time of a process as the kernel counts it (Linux), or null where it cannot be read. */
-export function processStartToken(pid: number): string | null {
-  if (process.platform !== "linux") return null;
-  try {
-    const statLine = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = statLine.slice(statLine.lastIndexOf(")") + 2).split(" ");
-    return `linux:${fields[19]}`;
-  } catch {
-    return null;
-  }
-}
-
-/** False only when the writer is provably gone: its pid is free, or now belongs to a later process. */
-export function writerMayBeAlive(marker: WriteMarker): boolean {
-  if (marker.host !== os.hostname()) return true;
-  try {
-    process.kill(marker.pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
-  }
-  const token = processStartToken(marker.pid);
-  if (token !== null && marker.startToken.startsWith("linux:")) return token === marker.startToken;
-  return true;
-}
 
 export type OutputFolderErrorCode = "OUTPUT_EXISTS" | "OUTPUT_FILES_CHANGED" | "OUTPUT_FORBIDDEN" | "OUTPUT_UNWRITABLE";
 
@@ -127,12 +68,6 @@ export function parseOwnership(manifestText: string): ProgramOwnership | null {
   return { programId, files: owned };
 }
 
-/** A "/"-separated path that stays inside its folder and is not GPIoT's write marker. */
-export function isSafeRelativePath(relative: string): boolean {
-  if (!relative || relative.includes("\0") || relative.includes("\\") || relative.startsWith("/")) return false;
-  const parts = relative.split("/");
-  return parts.every((part) => part !== "" && part !== "." && part !== "..") && parts[0] !== WRITE_MARKER;
-}
 
 function errnoOf(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
@@ -325,7 +260,7 @@ export function planOutputFolder(outDir: string, check: OutputCheck): OutputPlan
   let entries = readdirSync(real);
   assertWritable(path.dirname(real), target);
   if (entries.includes(WRITE_MARKER)) {
-    let marker: WriteMarker | null = null;
+    let marker: WriteMarker | null;
     try {
       marker = parseWriteMarker(readFileSync(path.join(real, WRITE_MARKER), "utf8"));
     } catch {

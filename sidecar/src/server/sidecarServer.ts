@@ -26,16 +26,14 @@ const handlers: Handlers = {
   continue: (engine, params) => engine.continue(params),
   regenerate: (engine, params) => engine.regenerate(params),
   assemble: (engine, params) => engine.assemble(params),
-  // ---- verify and repair (issue #5) ----
+  // Verify and repair
   verify: (engine, params) => engine.verify(params),
-  // ---- end verify ----
-  // ---- models (issue #4) ----
+  // Models: downloads, removal, GPU fit
   pullPlan: (engine, params) => engine.modelManager.plan(params?.profile),
   pullModel: (engine, params) => engine.modelManager.pull(params ?? {}),
   cancelPull: (engine, params) => engine.modelManager.cancelPull(params.pullId),
   removeModel: (engine, params) => engine.modelManager.remove(params.profile),
   modelFit: (engine, params) => engine.modelManager.fit(params ?? {}),
-  // ---- end models ----
 };
 
 function describeZodIssue(method: string, issues: { path: PropertyKey[]; message: string }[]): string {
@@ -59,7 +57,7 @@ export function serveEngine(connection: Connection, options: { debug?: boolean }
     const batcher = new EventBatcher((event) => void connection.sendNotification(notifications.jobEvent.method, event));
     engine.onJobEvent((event) => batcher.push(event));
     engine.onModelEvent((event) => void connection.sendNotification(notifications.modelEvent.method, event));
-    engine.modelManager.onPullProgress((event) => void connection.sendNotification(notifications.pullProgress.method, event)); // issue #4
+    engine.modelManager.onPullProgress((event) => void connection.sendNotification(notifications.pullProgress.method, event));
     return { capabilities: {}, serverInfo: { name: "gpiot-sidecar", version: ENGINE_VERSION }, gpiot: { protocolVersion: PROTOCOL_VERSION } };
   });
 

@@ -23,7 +23,7 @@ test("after an interrupted write: a moved-aside folder comes back with the user'
   const parent = mkdtempSync(path.join(os.tmpdir(), "gpiot-folders-"));
   try {
     const target = path.join(parent, "prog");
-    const deadPid = spawnSync(process.execPath, ["-e", ""]).pid!;
+    const deadPid = spawnSync("true").pid!;
     const staging = path.join(parent, ".prog.gpiot-partial-abcd1234");
     const previous = path.join(parent, ".prog.gpiot-previous-abcd1234");
     mkdirSync(staging);
