@@ -96,15 +96,24 @@ export function decodeUtf8(file: string, bytes: Buffer): string {
   }
 }
 
-export function cleanText(text: string): string {
+/**
+ * Normalises whitespace and joins words broken across lines. "detec-\ntion" becomes "detection"
+ * when the text uses "detection" elsewhere; otherwise the hyphen is kept ("fixed-\npoint" ->
+ * "fixed-point"), since a line may end at a compound word's own hyphen.
+ */
+export function cleanText(text: string, vocabulary: Set<string> = wordsOf(text)): string {
   return text
     .replace(/\r\n?/g, "\n")
     .replace(/\u00ad/g, "")
-    .replace(/([\p{L}])-\n(\p{Ll})/gu, "$1$2")
+    .replace(/(\p{L}+)-[ \t]*\n[ \t]*(\p{Ll}\p{L}*)/gu, (_, head: string, tail: string) => (vocabulary.has(`${head}${tail}`.toLowerCase()) ? `${head}${tail}` : `${head}-${tail}`))
     .replace(/[ \t\u00a0]+/g, " ")
     .replace(/ *\n */g, "\n")
     .replace(/\n{3,}/g, "\n\n")
     .trim();
+}
+
+function wordsOf(text: string): Set<string> {
+  return new Set((text.match(/\p{L}+(?![-\p{L}]*\n)/gu) ?? []).map((word) => word.toLowerCase()));
 }
 
 /** Joins the lines of each paragraph (single newlines) and keeps blank lines between paragraphs. */
@@ -118,9 +127,10 @@ function joinParagraphs(text: string): string {
 
 function keepContent(sections: PaperSection[]): PaperSection[] {
   const kept: PaperSection[] = [];
+  const vocabulary = wordsOf(sections.map((section) => section.text).join("\n"));
   for (const section of sections) {
     if (DROPPED_SECTION.test(section.heading.trim())) continue;
-    const text = joinParagraphs(cleanText(section.text));
+    const text = joinParagraphs(cleanText(section.text, vocabulary));
     if (!text && !section.heading) continue;
     kept.push({ ...section, heading: section.heading.trim(), text });
   }

@@ -48,7 +48,6 @@ export function moduleListSchema(labels: string[], maxModules: number) {
           source: z.enum(labels as [string, ...string[]]).describe("Label of the part of the paper that describes it"),
         }),
       )
-      .min(1)
       .max(maxModules),
   });
 }
@@ -78,7 +77,7 @@ export function buildModulesPrompt(paper: Paper, chunks: PaperChunk[], maxModule
     "",
     chunks.map(renderChunk).join("\n\n"),
     "",
-    `List the modules of the system these parts describe, in processing order (sensing and data collection first), as "Module N: name, description" (at most ${maxModules}).`,
+    `List the modules of the system these parts describe, in processing order (sensing and data collection first), as "Module N: name, description" (at most ${maxModules}; none if these parts describe no module).`,
     "Give each module a short name, a description of what it computes and how (the algorithms, parameters and data formats the paper states), and the label of the part that describes it best.",
     "Leave out evaluation, related work and hardware that needs no code.",
     'Answer as JSON: {"modules": [{"name": "...", "description": "...", "source": "<label>"}]}',
