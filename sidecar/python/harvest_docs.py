@@ -412,7 +412,7 @@ def parse_example_blocks(text):
     return blocks, None
 
 
-def build_samples(blocks, function_name, max_examples):
+def build_samples(blocks, module_name, function_name, max_examples):
     """The D2/D3 code samples of the example blocks; a block that cannot be made into one says why."""
     statements = []
     samples = []
@@ -437,7 +437,7 @@ def build_samples(blocks, function_name, max_examples):
         statements.extend(block_statements)
         if len(samples) >= max_examples:
             continue
-        sample = build_sample(statements, start, function_name)
+        sample = build_sample(statements, start, module_name, function_name)
         sample["block"] = index
         sample["narrative"] = narrative_phrase(block["narrative"])
         samples.append(sample)
@@ -461,7 +461,7 @@ def plotting_names(statements):
     return names
 
 
-def build_sample(statements, start, function_name):
+def build_sample(statements, start, module_name, function_name):
     plot = plotting_names(statements)
 
     def plots(statement):
@@ -510,7 +510,9 @@ def build_sample(statements, start, function_name):
     used = set()
     for statement in body:
         used |= names_of(statement).used
-    implicit = [ast.parse(IMPLICIT_IMPORTS[name]).body[0] for name in sorted(IMPLICIT_IMPORTS) if name in used and name not in defined]
+    # Doctests run in the documented module's namespace: the function itself needs no import there.
+    implicit_sources = {**IMPLICIT_IMPORTS, function_name: f"from {module_name} import {function_name}"}
+    implicit = [ast.parse(implicit_sources[name]).body[0] for name in sorted(implicit_sources) if name in used and name not in defined]
     imports = [statement for statement in implicit if not plots(statement)] + imports
     if any(name in plot for name in used):
         return {"skipped": "needs-plotting", "detail": "the result depends on a plot"}
@@ -580,7 +582,7 @@ def harvest(module_name, name, value, max_examples):
     preamble = [part.strip() for part in re.split(r"\n\s*\n", sections.get("", "")) if part.strip()]
     summary = re.sub(r"\s+", " ", preamble[0]) if preamble else ""
     blocks, parse_error = parse_example_blocks(sections.get("Examples", ""))
-    samples = build_samples(blocks, name, max_examples) if blocks else []
+    samples = build_samples(blocks, module_name, name, max_examples) if blocks else []
     if parse_error:
         samples.append({"block": 0, "skipped": "example-syntax-error", "detail": parse_error})
     describe_code, describe_output = describe_module(module_name, name, has_signature)

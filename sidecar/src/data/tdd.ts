@@ -33,12 +33,13 @@ export const TDD_TEACHER_SYSTEM_PROMPT = [
 ].join(" ");
 
 export const ModuleTaskSchema = z.object({
-  problem: z.string().min(1).max(600).describe("Problem statement a developer would be given"),
+  problem: z.string().min(24).max(600).describe("Problem statement a developer would be given"),
   subTasks: DecompositionSchema.shape.subTasks,
 });
 export type ModuleTask = z.infer<typeof ModuleTaskSchema>;
 
-export function moduleListSchema(labels: string[], maxModules: number) {
+/** A paper describes at least one module, so its first part must name one; later parts may name none. */
+export function moduleListSchema(labels: string[], maxModules: number, minModules = 0) {
   return z.object({
     modules: z
       .array(
@@ -48,6 +49,7 @@ export function moduleListSchema(labels: string[], maxModules: number) {
           source: z.enum(labels as [string, ...string[]]).describe("Label of the part of the paper that describes it"),
         }),
       )
+      .min(minModules)
       .max(maxModules),
   });
 }
@@ -70,14 +72,14 @@ function renderChunk(chunk: PaperChunk): string {
   return `[${chunk.label}] ${chunk.heading || "(untitled)"}${chunk.page ? ` (page ${chunk.page})` : ""}\n${chunk.text}`;
 }
 
-export function buildModulesPrompt(paper: Paper, chunks: PaperChunk[], maxModules: number): string {
+export function buildModulesPrompt(paper: Paper, chunks: PaperChunk[], maxModules: number, first = true): string {
   return [
     `Paper: ${paper.title} (${paper.file})`,
     "Parts of the paper follow; each starts with its label in brackets.",
     "",
     chunks.map(renderChunk).join("\n\n"),
     "",
-    `List the modules of the system these parts describe, in processing order (sensing and data collection first), as "Module N: name, description" (at most ${maxModules}; none if these parts describe no module).`,
+    `List the modules of the system these parts describe, in processing order (sensing and data collection first), as "Module N: name, description" (at most ${maxModules}${first ? "" : "; none if these parts describe no module"}).`,
     "Give each module a short name, a description of what it computes and how (the algorithms, parameters and data formats the paper states), and the label of the part that describes it best.",
     "Leave out evaluation, related work and hardware that needs no code.",
     'Answer as JSON: {"modules": [{"name": "...", "description": "...", "source": "<label>"}]}',
@@ -210,8 +212,9 @@ export async function runTdd(options: TddOptions): Promise<TddResult> {
             schema: moduleListSchema(
               window.map((chunk) => chunk.label),
               options.maxModules,
+              w === 0 ? 1 : 0,
             ),
-            userPrompt: buildModulesPrompt(plan.paper, window, options.maxModules),
+            userPrompt: buildModulesPrompt(plan.paper, window, options.maxModules, w === 0),
           });
           found = answer.modules.map((module) => ({ name: module.name, description: module.description, label: module.source }));
         } catch (error) {
