@@ -7,6 +7,8 @@
  * 2. Peak RSS of a sidecar with three roles on one base model, next to a process holding one
  *    role alone, and next to three separate model copies.
  * 3. Cancel latency: from the cancel request to the job's end, and to the last streamed token.
+ * 4. Training data (`gpiot data cgd`): documentation harvest and sandbox validation rates, next
+ *    to bare `python -c` runs of the same work.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -20,6 +22,7 @@ import { CG_SYSTEM_PROMPT } from "../sidecar/src/pipeline/codeGeneration";
 import { CodeArtifactSchema } from "../sidecar/src/schemas";
 import type { JobEvent } from "../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
+import { formatDataBench, runDataBench } from "./dataBench";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
@@ -206,6 +209,13 @@ async function main(): Promise<void> {
     console.log("Cancel latency (ms, from the cancel request)");
     console.log(`  until the job's end event reaches the client: ${fmt(cancel.toJobEndMs)}`);
     console.log(`  until the last streamed token:                ${fmt(cancel.toLastTokenMs)}\n`);
+
+    console.log("Training data: gpiot data cgd on the installed numpy/scipy (ratios to bare python -c runs of the same work)");
+    try {
+      console.log(`${formatDataBench(await runDataBench({ runs: Math.min(RUNS, 3) }))}\n`);
+    } catch (error) {
+      console.log(`  skipped: ${(error as Error).message}\n`);
+    }
 
     console.log("VS Code extension (code-server 4.100.3, real sidecar, tiny model)");
     try {

@@ -4,7 +4,8 @@
   the standard Helvetica fonts, headings larger than body text, several pages), so that the tests
   read a real PDF through pdf.js.
 - bad/: an encrypted PDF (needs a password; made with pypdf), a corrupt PDF, a text file that is
-  not UTF-8, and a dataset saved with `datasets` whose text column is not called `data`.
+  not UTF-8, a dataset saved with `datasets` whose text column is not called `data`, and a
+  Parquet file compressed with zstd (only uncompressed and snappy Parquet is read).
 - published/: small datasets in the layout of the published GPIoT datasets, made with the
   Hugging Face `datasets` package: a DatasetDict saved with `save_to_disk` (Arrow files with one
   text column `data` holding Llama-2 chat text), the same kind of rows as JSONL and as Parquet,
@@ -185,6 +186,7 @@ def expected(system, user, answer):
 def main():
     try:
         import datasets
+        import pyarrow.parquet as pyarrow_parquet
         from pypdf import PdfReader, PdfWriter
     except ImportError as error:
         sys.exit(f"make-data-fixtures.py needs the datasets and pypdf packages ({error})")
@@ -227,6 +229,7 @@ def main():
     cg.save_to_disk(os.path.join(published, "GPIoT_Code_Generation"))
     cg.to_json(os.path.join(published, "cg.jsonl"), lines=True)
     cg.to_parquet(os.path.join(published, "cg.parquet"))
+    pyarrow_parquet.write_table(cg.data.table, os.path.join(bad, "cg-zstd.parquet"), compression="zstd")
     manifest = {
         "td": {
             "train": [expected(TD_SYSTEM, user, answer) for user, answer in TD_ROWS] + [None, None],

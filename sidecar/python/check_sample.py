@@ -12,6 +12,10 @@ import sys
 MARKER = "GPIOT-SAMPLE-RESULT "
 
 
+class SampleContractError(Exception):
+    """run() did not return the dict of outputs its specification promises."""
+
+
 def describe(value):
     """(type, detail) of a value, in the words a task specification uses."""
     numpy = sys.modules.get("numpy")
@@ -41,7 +45,8 @@ def main():
 
     result = sample.run(**inputs)
     if not isinstance(result, dict) or sorted(result) != sorted(config["outputs"]):
-        raise SystemExit(f"run() returned {type(result).__name__} with keys {sorted(result) if isinstance(result, dict) else None}, not {config['outputs']}")
+        keys = sorted(result) if isinstance(result, dict) else None
+        raise SampleContractError(f"run() returned {type(result).__name__} with keys {keys}, not {sorted(config['outputs'])}")
     report = {
         "inputs": {name: describe(value) for name, value in inputs.items()},
         "outputs": {name: describe(value) for name, value in result.items()},

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CorpusChunkSchema } from "../../sidecar/src/data/corpus";
+import { checkSample } from "../../sidecar/src/data/cgd";
 import { DataReportSchema } from "../../sidecar/src/data/dataset";
 import { TrainingRecordSchema, type TrainingRecord } from "../../sidecar/src/data/records";
 import { workDirFor } from "../../sidecar/src/data/workJournal";
@@ -43,7 +44,8 @@ function runPython(code: string): { status: number | null; stdout: string; stder
 describe("gpiot data cgd", () => {
   test("a fixed list of numpy/scipy functions -> D1/D2/D3 records; every sample ran in the sandbox; a failing one is dropped and counted", () => {
     const out = path.join(scratch, "cgd.jsonl");
-    const { code, stdout, stderr } = gpiot(["data", "cgd", "--functions", FUNCTIONS.join(","), "--out", out, "--jobs", "2"]);
+    const corpusFile = path.join(scratch, "corpus", "docs.jsonl");
+    const { code, stdout, stderr } = gpiot(["data", "cgd", "--functions", FUNCTIONS.join(","), "--out", out, "--jobs", "2", "--corpus", corpusFile]);
     assert.equal(code, 0, stderr);
     assert.equal(stdout.trim(), out);
     assert.match(stderr, /Harvested 6 function\(s\) in [\d.]+ s \(numpy [\d.]+, scipy [\d.]+, gpiot_data_fixture/);
@@ -84,10 +86,25 @@ describe("gpiot data cgd", () => {
     const interp = records.find((record) => record.source.function === "numpy.interp" && record.source.kind_detail === "D2")!;
     assert.match(interp.messages[1].content, /\*\*Output Specification\*\*\n- \w+ \((float|np\.ndarray of shape \(\d+,?\d*\))\): /, "output types were measured in the sandbox");
 
-    const corpus = readFileSync(path.join(scratch, "cgd.corpus.jsonl"), "utf8").trim().split("\n").map((line) => CorpusChunkSchema.parse(JSON.parse(line)));
+    const corpus = readFileSync(corpusFile, "utf8").trim().split("\n").map((line) => CorpusChunkSchema.parse(JSON.parse(line)));
     assert.deepEqual([...new Set(corpus.map((chunk) => chunk.source.function))].sort(), [...FUNCTIONS].sort());
     assert.ok(corpus.every((chunk) => chunk.source.kind === "package"));
     assert.equal(existsSync(workDirFor(out)), false, "the work folder goes when the run is complete");
+  });
+
+  test("the sandbox check: time limit, memory cap, and run() that does not return what the spec promises", async () => {
+    const limits = { python: "python3", timeoutMs: 1500, memoryMB: 512 };
+    const slow = await checkSample({ code: "import time\n\n\ndef run() -> dict:\n    time.sleep(60)\n    return {'result': 1}\n", setup: "", inputs: [], outputs: ["result"] }, limits);
+    assert.deepEqual([slow.ok, slow.reason], [false, "sample-timeout"]);
+    const hungry = await checkSample({ code: "def run() -> dict:\n    return {'result': bytearray(2 * 1024 ** 3)}\n", setup: "", inputs: [], outputs: ["result"] }, { ...limits, timeoutMs: 30_000 });
+    assert.deepEqual([hungry.ok, hungry.reason], [false, "sample-failed"]);
+    assert.match(hungry.detail!, /MemoryError/);
+    const wrong = await checkSample({ code: "def run(x) -> dict:\n    return {'other': x}\n", setup: "x = [1, 2]\n", inputs: ["x"], outputs: ["result"] }, { ...limits, timeoutMs: 30_000 });
+    assert.deepEqual([wrong.ok, wrong.reason], [false, "sample-failed"]);
+    assert.match(wrong.detail!, /run\(\) returned dict with keys \['other'\], not \['result'\]/);
+    const good = await checkSample({ code: "def run(x) -> dict:\n    return {'total': sum(x)}\n", setup: "x = [1, 2]\n", inputs: ["x"], outputs: ["total"] }, { ...limits, timeoutMs: 30_000 });
+    assert.deepEqual(good.outputs, { total: ["int", ""] });
+    assert.deepEqual(good.inputs, { x: ["list", "2 items"] });
   });
 
   test("a package that is not installed: exit 7, the package and the interpreter named, nothing written", () => {
@@ -101,7 +118,7 @@ describe("gpiot data cgd", () => {
   test("SIGKILL mid-run: finished functions are kept, the next run does only the rest, no duplicates, the output is valid", async () => {
     const out = path.join(scratch, "killed.jsonl");
     const functions = ["numpy.fft.rfftfreq", "gpiot_data_fixture.moving_average", "gpiot_data_fixture.heart_rate", "numpy.interp"];
-    const args = [cliPath, "data", "cgd", "--functions", functions.join(","), "--out", out, "--jobs", "1"];
+    const args = [cliPath, "data", "cgd", "--functions", functions.join(","), "--out", out, "--jobs", "1", "--no-corpus"];
     const journal = path.join(workDirFor(out), "units.jsonl");
     const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
@@ -138,5 +155,25 @@ describe("gpiot data cgd", () => {
     for (const unit of finished) for (const record of unit.value.records) assert.ok(ids.includes(record.id), `kept: ${unit.unit}`);
     assert.deepEqual([...new Set(records.map((record) => record.source.function))].sort(), [...functions].sort());
     assert.equal(existsSync(workDirFor(out)), false);
+    assert.equal(existsSync(path.join(scratch, "killed.corpus.jsonl")), false, "--no-corpus");
+  });
+
+  test("Ctrl+C (SIGINT) stops the run with exit 130; finished work stays for the next run; no records file", async () => {
+    const out = path.join(scratch, "interrupted.jsonl");
+    const child = spawn(process.execPath, [cliPath, "data", "cgd", "--functions", "gpiot_data_fixture.moving_average,gpiot_data_fixture.heart_rate,numpy.fft.rfftfreq", "--out", out, "--jobs", "1"], { env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    let sent = false;
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+      if (!sent && /\[1\/3 functions\]/.test(stderr)) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (exitCode) => resolve(exitCode)));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /interrupted; run the same command again to resume/);
+    assert.equal(existsSync(out), false);
+    assert.ok(readFileSync(path.join(workDirFor(out), "units.jsonl"), "utf8").includes('"unit":"gpiot_data_fixture.moving_average"'));
   });
 });

@@ -58,6 +58,7 @@ describe("gpiot data (CLI)", () => {
     assert.ok(records.every((record) => record.source.kind === "paper" && ["ecg-arrhythmia.md", "wifi-csi-breathing.pdf"].includes(record.source.file!) && record.source.section));
     assert.ok(records.filter((record) => record.source.file === "wifi-csi-breathing.pdf").every((record) => record.source.page !== undefined), "PDF records name their page");
     const report = DataReportSchema.parse(JSON.parse(readFileSync(path.join(scratch, "tdd", "tdd.report.json"), "utf8")));
+    assert.deepEqual(report.methods.heldOutTasks, ["ecg-heartbeat", "imu-har", "multimodal-har"], "the shipped IoT Bench tasks are held out");
     const modules = (report.inputs as { modules: number }).modules;
     assert.ok(modules >= 2, "pass 1 found modules in both papers");
     const rejected = Object.values(report.rejected).reduce((sum, count) => sum + count, 0);
@@ -133,8 +134,10 @@ describe("gpiot data (CLI)", () => {
     assert.equal(exists.code, 4, exists.stderr);
     assert.match(exists.stderr, /taken\.jsonl already exists; choose another --out or add --overwrite/);
     assert.equal(readFileSync(taken, "utf8"), "mine\n", "nothing the user wrote is overwritten without asking");
-    const replaced = gpiot(["import", path.join(fixtures, "published", "cg.jsonl"), "--out", taken, "--overwrite"]);
+    const replaced = gpiot(["import", path.join(fixtures, "published", "cg.jsonl"), "--out", taken, "--overwrite", "--split", "0,0,1"]);
     assert.equal(replaced.code, 0, replaced.stderr);
-    assert.equal(readFileSync(taken, "utf8").trim().split("\n").length, 2);
+    const lines = readFileSync(taken, "utf8").trim().split("\n");
+    assert.equal(lines.length, 2);
+    assert.ok(lines.every((line) => JSON.parse(line).split === "test"), "--split 0,0,1 puts every document in test");
   });
 });

@@ -99,11 +99,12 @@ describe("gpiot data import", () => {
     assert.ok(forced.drafts.every((record) => record.role === "td"), "--role wins over the name");
   });
 
-  test("a dataset without a data column, a missing path, an unknown file type: errors that name the file", async () => {
+  test("a dataset without a data column, a missing path, an unknown file type, an unsupported Parquet codec: errors that name the file", async () => {
     await assert.rejects(importPublished([path.join(repoRoot, "test", "fixtures", "data", "bad", "no-data-column")], "auto"), /no-data-column\/data-00000-of-00001\.arrow: has no `data` column \(its columns: text\)/);
     await assert.rejects(importPublished([path.join(scratch, "absent")], "auto"), /absent: does not exist/);
     await assert.rejects(importPublished([path.join(repoRoot, "test", "fixtures", "data", "bad", "corrupt.pdf")], "auto"), /corrupt\.pdf: is not an \.arrow, \.jsonl or \.parquet file/);
     await assert.rejects(importPublished([path.join(published, "expected.json")], "auto"), /expected\.json: has no row with a `data` text field/);
+    await assert.rejects(importPublished([path.join(repoRoot, "test", "fixtures", "data", "bad", "cg-zstd.parquet")], "auto"), /cg-zstd\.parquet: is not a readable Parquet file \(.*ZSTD\); snappy-compressed and uncompressed files are supported/);
   });
 
   test("Llama-2 chat parsing: multi-turn, no system block, and rows it refuses", () => {

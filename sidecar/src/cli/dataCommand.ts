@@ -263,7 +263,7 @@ async function cgd(values: Values, context: RunContext): Promise<number> {
   checkOutputFree(outFile, values.overwrite === true);
   context.log(`Harvesting the documentation of ${[...packages, ...functions].join(", ")} with ${python}`);
   const harvest = await harvestDocs({ python, packages, functions, maxFunctions, maxExamples, signal: context.signal });
-  context.log(`Harvested ${harvest.functions.length} function(s) in ${harvest.seconds.toFixed(1)} s (${harvest.packages.map((item) => `${item.package} ${item.version}`).join(", ")}, Python ${harvest.python.version}); running their code samples in the sandbox`);
+  context.log(`Harvested ${harvest.functions.length} function(s) in ${harvest.seconds.toFixed(1)} s (${harvest.packages.map((item) => (item.version ? `${item.package} ${item.version}` : item.package)).join(", ")}, Python ${harvest.python.version}); running their code samples in the sandbox`);
   const journal = WorkJournal.open<CgdFunctionResult>(
     outFile,
     { command: "cgd", python: harvest.python.executable, packages: harvest.packages, functions, requested: packages, maxFunctions, maxExamples, timeoutMs: limits.timeoutMs, memoryMB: limits.memoryMB },
