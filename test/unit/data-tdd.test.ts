@@ -181,6 +181,24 @@ describe("gpiot data tdd with a scripted teacher", () => {
     );
   });
 
+  test("a prompt that would overflow the teacher's context is refused before generating and counted; the run goes on", async () => {
+    const long = "Apply a band-pass filter and locate the peaks of the filtered signal with adaptive thresholds. ".repeat(3).trim();
+    const teacher = new ScriptedTeacher({
+      modules: { "4 QRS Detection": "QRS detection" },
+      contextTokens: 1400,
+      override: (request) =>
+        request.userPrompt.includes("Write the problem statement")
+          ? { text: JSON.stringify({ problem: long, subTasks: [1, 2, 3, 4].map((i) => ({ name: `Step ${i}`, problem: long, steps: [long, long] })) }) }
+          : undefined,
+    });
+    const result = await runTdd(options(teacher, path.join(scratch, "overflow.jsonl"), { axes: ["modality"], withRt: false, maxTokens: 300 }));
+    assert.equal(result.drafts.length, 1, "the pair is kept");
+    const augment = result.rejected.filter((rejection) => rejection.item.startsWith("augment|"));
+    assert.deepEqual(augment.map((rejection) => rejection.reason), ["prompt-too-long"]);
+    assert.match(augment[0].detail!, /does not fit the teacher's context of 1400 tokens/);
+    assert.ok(!teacher.requests.some((request) => request.userPrompt.startsWith("An IoT programming problem")), "the teacher was not asked");
+  });
+
   test("a teacher context too small for the answer is a clear error", async () => {
     await assert.rejects(runTdd(options(new ScriptedTeacher({ modules, contextTokens: 1200 }), path.join(scratch, "e.jsonl"), { maxTokens: 1024 })), /context \(1200 tokens\) leaves no room/);
   });

@@ -14,7 +14,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { prepareRequirement, RequirementError } from "../pipeline/requirement";
 import { transformSubTask } from "../pipeline/requirementTransformation";
-import { generateStructured, StageOutputError, type StructuredRequest } from "../pipeline/structuredGeneration";
+import { generateStructured, StageOutputError, type RoleModels, type StructuredRequest } from "../pipeline/structuredGeneration";
 import { DecompositionSchema, type SubTask, type TaskSpec } from "../schemas";
 import { buildAugmentationPrompt, chooseValues, type AugmentationAxis } from "./augmentation";
 import { chunkText, corpusChunks, type CorpusChunk } from "./corpus";
@@ -165,8 +165,40 @@ function sourceOf(paper: Paper, chunk: PaperChunk): RecordSource {
   return { kind: "paper", file: paper.file, ...(chunk.page ? { page: chunk.page } : {}), ...(chunk.heading ? { section: chunk.heading } : {}) };
 }
 
+/** A prompt that, with room for its answer, does not fit the teacher's context: that unit is skipped, not the run. */
+export class PromptTooLongError extends Error {
+  constructor(readonly tokens: number, readonly limit: number) {
+    super(`the prompt takes ${tokens} tokens; with its answer it does not fit the teacher's context of ${limit} tokens`);
+    this.name = "PromptTooLongError";
+  }
+}
+
+/** The teacher, refusing prompts that would overflow its context before generation starts. */
+function guarded(teacher: Teacher): RoleModels {
+  return {
+    generate(request) {
+      const tokens = teacher.countTokens(request.role, `${request.systemPrompt}\n${request.userPrompt}`) + 64;
+      const limit = teacher.contextTokens(request.role);
+      if (tokens + request.maxTokens > limit) return Promise.reject(new PromptTooLongError(tokens, limit));
+      return teacher.generate(request);
+    },
+  };
+}
+
+/** Cuts `text` to about `tokens` tokens, at a paragraph or sentence end where possible. */
+function fitText(text: string, tokens: number, countTokens: (text: string) => number): string {
+  let fitted = text;
+  while (fitted.length > 200 && countTokens(fitted) > tokens) {
+    const cut = fitted.slice(0, Math.floor(fitted.length * 0.85));
+    const end = Math.max(cut.lastIndexOf("\n\n"), cut.lastIndexOf(". "));
+    fitted = end > cut.length / 2 ? cut.slice(0, end + 1) : cut;
+  }
+  return fitted;
+}
+
 function teacherFailure(unit: string, error: unknown): Rejection | null {
   if (error instanceof StageOutputError) return { reason: "teacher-output-invalid", item: unit, detail: error.reason };
+  if (error instanceof PromptTooLongError) return { reason: "prompt-too-long", item: unit, detail: error.message };
   if (error instanceof RequirementError) return { reason: "requirement-rejected", item: unit, detail: error.message };
   return null;
 }
@@ -185,8 +217,9 @@ export async function runTdd(options: TddOptions): Promise<TddResult> {
       "DATA_INPUT_INVALID",
       `The teacher's context (${teacher.contextTokens("td")} tokens) leaves no room for paper text next to answers of up to ${options.maxTokens} tokens: raise --context-size or lower --max-tokens.`,
     );
+  const models = guarded(teacher);
   const ask = async <T>(request: Omit<StructuredRequest<T>, "role" | "systemPrompt" | "maxTokens" | "signal">) =>
-    (await generateStructured(teacher, { ...request, role: "td", systemPrompt: TDD_TEACHER_SYSTEM_PROMPT, maxTokens: options.maxTokens, signal: options.signal })).value;
+    (await generateStructured(models, { ...request, role: "td", systemPrompt: TDD_TEACHER_SYSTEM_PROMPT, maxTokens: options.maxTokens, signal: options.signal })).value;
 
   const plans = options.papers.map((paper) => {
     const chunks = paperChunks(paper, budget, count);
@@ -242,7 +275,9 @@ export async function runTdd(options: TddOptions): Promise<TddResult> {
     const unit = keyOf("task", entry.paper.file, entry.window, entry.index);
     let value = journal.get(unit);
     if (!value) {
-      value = await moduleTask(options, entry, unit, ask);
+      // Pass 2's prompt also carries the module's description: the section text gives way to it.
+      const room = budget - count(`${entry.module.name} ${entry.module.description}`) - 64;
+      value = await moduleTask(options, models, { ...entry, chunk: { ...entry.chunk, text: fitText(entry.chunk.text, room, count) } }, unit, ask);
       journal.add(unit, value);
       progress.unitDone(value.kind === "task" ? value.records.length : 0, `${entry.paper.file}: ${entry.module.name.slice(0, 60)}`);
     }
@@ -284,6 +319,7 @@ export async function runTdd(options: TddOptions): Promise<TddResult> {
 
 async function moduleTask(
   options: TddOptions,
+  models: RoleModels,
   entry: { paper: Paper; index: number; module: PaperModule; chunk: PaperChunk },
   unit: string,
   ask: <T>(request: Omit<StructuredRequest<T>, "role" | "systemPrompt" | "maxTokens" | "signal">) => Promise<T>,
@@ -302,7 +338,7 @@ async function moduleTask(
       for (const subTask of answer.subTasks) {
         const input = { requirement: prepared.requirement, limits: prepared.limits, subTask, previousSpecs: [...previousSpecs] };
         try {
-          const { spec } = await transformSubTask(options.teacher, input, { signal: options.signal, maxTokens: { target: 256, io: Math.min(1024, options.maxTokens) } });
+          const { spec } = await transformSubTask(models, input, { signal: options.signal, maxTokens: { target: 256, io: Math.min(1024, options.maxTokens) } });
           records.push(...rtRecords(input, spec, sourceOf(entry.paper, entry.chunk)));
           previousSpecs.push(spec);
         } catch (error) {
