@@ -73,7 +73,8 @@ describe("gpiot data cgd", () => {
       const prompt = record.messages[1].content;
       assert.match(prompt, /^Overall requirement: /);
       assert.match(prompt, /\*\*Target\*\*\nWrite some code and documentation to /);
-      assert.match(answer.documentation, new RegExp(`^# \`${record.source.function!.replace(/\./g, "\\.")}\``));
+      const fn = record.source.function!.replace(/\./g, "\\.");
+      assert.match(answer.documentation, record.source.kind_detail === "D1" ? new RegExp(`^# \`${fn}\``) : new RegExp(`\n## \`${fn}\`\n`));
       if (record.source.kind_detail === "D3") {
         assert.doesNotMatch(prompt, /\*\*Input Specification\*\*\n- \(none\)/, "a D3 spec has inputs");
         continue;

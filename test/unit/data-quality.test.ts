@@ -94,6 +94,18 @@ describe("quality filters", () => {
     assert.equal(applyQuality([original, nearCopy], quality({ nearDuplicateThreshold: 1.01 })).records.length, 2, "a threshold above 1 turns it off");
   });
 
+  test("near duplicates are looked for within one CGD set: a D3 spec of an example stays beside its D2 target", () => {
+    const long = words(200, 3);
+    const make = (detail: "D2" | "D3", tail: string) =>
+      cgRecord({ requirement: `Filter an ECG ${tail}`, limits: null, spec }, { ...artifact, documentation: `${long} ${tail}` }, { kind: "package", package: "scipy", function: "scipy.signal.butter", kind_detail: detail });
+    const result = applyQuality([make("D2", "one"), make("D3", "two"), make("D2", "three")], quality());
+    assert.deepEqual(
+      result.records.map((record) => record.source.kind_detail),
+      ["D2", "D3"],
+    );
+    assert.equal(result.rejected[0].reason, "near-duplicate");
+  });
+
   test(`leakage: a record sharing a ${LEAKAGE_NGRAM}-word sequence with an IoT Bench requirement is dropped`, () => {
     const task = JSON.parse(readFileSync(path.join(repoRoot, "iotbench", "tasks", "ecg-heartbeat.json"), "utf8")) as { id: string; requirement: string };
     const benchWords = normalizeWords(task.requirement);

@@ -251,6 +251,35 @@ export function formatDocumentation(fn: HarvestedFunction, extra: string[] = [],
   return text.length <= max ? text : `${text.slice(0, max - 4)}\n...`;
 }
 
+/**
+ * The documentation of one D2/D3 module: what it does, its inputs and outputs, and the parts of
+ * the documented function's reference it uses (its summary and the parameters the code passes).
+ */
+export function moduleDocumentation(fn: HarvestedFunction, code: string, phrase: string, spec: TaskSpec, max = 3900): string {
+  const list = (parameters: Parameter[]) => (parameters.length ? parameters.map((parameter) => `- \`${parameter.name}\` (${parameter.type}): ${parameter.description}`) : ["- (none)"]);
+  const used = fn.parameters.filter((parameter) => parameter.name.split(/,\s*/).some((name) => new RegExp(`\\b${name.replace(/[^\w]/g, "")}\\s*=`).test(code)));
+  const lines = [
+    `# ${capitalize(clip(phrase, 300))}`,
+    "",
+    `\`run(${spec.inputs.map((input) => input.name).join(", ")})\` does this with \`${fn.qualname}\` and returns ${spec.outputs.map((output) => `\`${output.name}\``).join(", ")}.`,
+    "",
+    "## Inputs",
+    "",
+    ...list(spec.inputs),
+    "",
+    "## Outputs",
+    "",
+    ...list(spec.outputs),
+    "",
+    `## \`${fn.qualname}\``,
+    "",
+    `\`${clip(fn.signature, 300)}\`: ${fn.summary}`,
+    ...(used.length ? ["", "Parameters set here:", "", ...used.map((parameter) => `- **${parameter.name}**${parameter.type ? ` (${clip(parameter.type, 80)})` : ""}: ${clip(parameter.description, 240)}`)] : []),
+  ];
+  const text = lines.join("\n");
+  return text.length <= max ? text : `${text.slice(0, max - 4)}\n...`;
+}
+
 function describeValue(name: string, kind: [string, string] | undefined, how: string): Parameter {
   const type = clip(kind?.[0] ?? "object", 60);
   const detail = kind?.[1] ? ` (${kind[1]})` : "";
@@ -329,11 +358,7 @@ export async function buildFunctionRecords(fn: HarvestedFunction, limits: Sandbo
         inputs: job.inputs.map((input) => describeValue(input.name, check.inputs?.[input.name], `as the example builds it: \`${input.source}\``)),
         outputs,
       };
-      documentation = formatDocumentation(fn, [
-        "## This module",
-        "",
-        `\`run(${job.inputs.map((input) => input.name).join(", ")})\` ${job.narrative ? `shows how to ${clip(job.narrative, 300)}` : `uses ${fn.name}`} and returns ${job.outputs.map((name) => `\`${name}\``).join(", ")}.`,
-      ]);
+      documentation = moduleDocumentation(fn, job.code, phrase, spec);
     }
     const artifact: CodeArtifact = { code: job.code, documentation, requirements: job.requirements.slice(0, 8) };
     records.push(cgRecord({ requirement, limits: null, spec }, artifact, { ...base, kind_detail: job.kind }));

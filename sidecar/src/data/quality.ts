@@ -8,7 +8,7 @@
  * 4. exact duplicates: the same content hash, or the same prompt and answer after lower-casing
  *    and collapsing whitespace;
  * 5. near duplicates: MinHash over word 5-shingles (64 hash functions, 16 LSH bands of 4 rows)
- *    finds candidate pairs of the same role; a pair whose exact Jaccard similarity of shingle
+ *    finds candidate pairs of the same role (and CGD set); a pair whose exact Jaccard similarity of shingle
  *    sets reaches the threshold (default 0.8) is a duplicate, and the later record goes. Prompt
  *    lines that most records of a role share (the stage's fixed instructions) are left out of
  *    the comparison, so that only what varies counts.
@@ -220,8 +220,13 @@ function boilerplateLines(records: DraftRecord[]): Set<string> {
 
 function removeNearDuplicates(records: DraftRecord[], threshold: number, rejected: Rejection[]): DraftRecord[] {
   if (threshold > 1) return records;
+  // Records are compared within a role and, for CGD, within one set: a D3 spec and the D2 target of
+  // the same example are different tasks by design, however alike their code.
   const byRole = new Map<string, number[]>();
-  records.forEach((record, i) => byRole.set(record.role, [...(byRole.get(record.role) ?? []), i]));
+  records.forEach((record, i) => {
+    const group = `${record.role}:${record.source.kind_detail ?? ""}`;
+    byRole.set(group, [...(byRole.get(group) ?? []), i]);
+  });
   const dropped = new Set<number>();
   for (const indices of byRole.values()) {
     const boilerplate = boilerplateLines(indices.map((i) => records[i]));
