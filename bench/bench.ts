@@ -10,6 +10,8 @@
  *    for the run, so that weights dominate as they do for real models (see memory.ts).
  * 3. Cancel latency: from the cancel request to the job's end, and to the last streamed token
  *    (tiny model).
+ * 4. Training data (`gpiot data cgd`): documentation harvest and sandbox validation rates, next
+ *    to bare `python -c` runs of the same work.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -22,6 +24,7 @@ import { CG_SYSTEM_PROMPT } from "../sidecar/src/pipeline/codeGeneration";
 import { CodeArtifactSchema } from "../sidecar/src/schemas";
 import type { JobEvent } from "../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
+import { formatDataBench, runDataBench } from "./dataBench";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
 import { formatMemoryFigures, measureRoleMemory } from "./memory";
 
@@ -165,6 +168,13 @@ async function main(): Promise<void> {
     console.log("Cancel latency (ms, from the cancel request)");
     console.log(`  until the job's end event reaches the client: ${fmt(cancel.toJobEndMs)}`);
     console.log(`  until the last streamed token:                ${fmt(cancel.toLastTokenMs)}\n`);
+
+    console.log("Training data: gpiot data cgd on the installed numpy/scipy (ratios to bare python -c runs of the same work)");
+    try {
+      console.log(`${formatDataBench(await runDataBench({ runs: Math.min(RUNS, 3) }))}\n`);
+    } catch (error) {
+      console.log(`  skipped: ${(error as Error).message}\n`);
+    }
 
     console.log("VS Code extension (code-server 4.100.3, real sidecar, tiny model)");
     try {

@@ -303,6 +303,11 @@ export class ModelHost implements RoleModels {
     }
   }
 
+  /** How many tokens `text` takes in a role's model (to fit a document into the role's context). */
+  countTokens(role: RoleName, text: string): number {
+    return this.roles[role].context.model.tokenize(text).length;
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
