@@ -26,13 +26,13 @@ describe("the shipped manifest", () => {
 
   test("has default (the default), small, paper and tiny; every download names its source", () => {
     assert.equal(manifest.defaultProfile, "default");
-    assert.deepEqual(Object.keys(manifest.profiles).sort(), ["default", "paper", "small", "tiny"]);
+    assert.deepEqual([...manifest.profiles.keys()].sort(), ["default", "paper", "small", "tiny"]);
     for (const name of ["default", "small", "paper"]) {
-      const profile = manifest.profiles[name];
+      const profile = manifest.profiles.get(name)!;
       assert.match(profile.base.source!, /^hf:[^/]+\/[^/]+\/.+\.gguf$/, name);
       assert.ok(profile.contextSize && profile.minContextSize && profile.chatTemplate, name);
     }
-    const paper = manifest.profiles.paper;
+    const paper = manifest.profiles.get("paper")!;
     assert.equal(paper.roles.td!.adapters[0].peft!.source, "hf:lemingshen/GPIoT_Task_Decomposition");
     assert.equal(paper.roles.cg!.adapters[0].peft!.source, "hf:lemingshen/GPIoT_Code_Generation");
     assert.equal(paper.roles.rt, undefined, "RT runs on the bare base");

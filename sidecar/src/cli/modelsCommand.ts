@@ -44,14 +44,14 @@ Exit codes: 0 done, 1 failed (download, checksum, conversion), 2 usage or not co
 
 class ModelsUsageError extends Error {}
 
-const exitCodes: Record<string, number> = {
-  INVALID_PARAMS: 2,
-  MODEL_NOT_FOUND: 5,
-  MODEL_INVALID: 5,
-  MANIFEST_INVALID: 5,
-  OFFLINE: 9,
-  CANCELLED: 130,
-};
+const exitCodes = new Map<string, number>([
+  ["INVALID_PARAMS", 2],
+  ["MODEL_NOT_FOUND", 5],
+  ["MODEL_INVALID", 5],
+  ["MANIFEST_INVALID", 5],
+  ["OFFLINE", 9],
+  ["CANCELLED", 130],
+]);
 
 function envOffline(): boolean {
   return ["1", "true", "yes"].includes((process.env.GPIOT_OFFLINE ?? process.env.HF_HUB_OFFLINE ?? "").toLowerCase());
@@ -149,7 +149,7 @@ async function list(rest: string[]): Promise<number> {
   const manifestPath = settings.manifestPath ? path.resolve(settings.manifestPath) : defaultManifestPath();
   const manifest = loadManifest(manifestPath);
   const modelsDir = settings.modelsDir ?? defaultModelsDir();
-  const names = positionals.length ? positionals : Object.keys(manifest.profiles);
+  const names = positionals.length ? positionals : [...manifest.profiles.keys()];
   const profiles = names.map((name) => {
     const { profile, files } = profileFiles(manifest, manifestPath, name, { modelsDir });
     return {
@@ -213,7 +213,7 @@ async function pull(rest: string[]): Promise<number> {
     }
     if (settings.offline) {
       process.stderr.write(`gpiot: offline mode is on, so nothing is downloaded (${todo.length} file(s) missing).\n`);
-      return exitCodes.OFFLINE;
+      return exitCodes.get("OFFLINE")!;
     }
     const total = `${plan.approximate ? "about " : ""}${formatBytes(plan.downloadBytes)}`;
     if (!values.yes) {
@@ -324,6 +324,6 @@ export async function modelsCommand(args: string[]): Promise<number> {
     }
     const info = toErrorInfo(error);
     process.stderr.write(`\ngpiot: ${info.message}\n`);
-    return exitCodes[info.code] ?? 1;
+    return exitCodes.get(info.code) ?? 1;
   }
 }

@@ -188,7 +188,7 @@ export async function removeProfile(profileName: string | undefined, options: St
   const modelsDir = modelsDirOf(options);
   const { name, files } = profileFiles(manifest, options.manifestPath, profileName, { modelsDir });
   const usedElsewhere = new Map<string, string>();
-  for (const other of Object.keys(manifest.profiles)) {
+  for (const other of manifest.profiles.keys()) {
     if (other === name) continue;
     for (const file of profileFiles(manifest, options.manifestPath, other, { modelsDir }).files) usedElsewhere.set(file.path, other);
   }

@@ -99,8 +99,8 @@ export function pairLoraTensors(names: Iterable<string>, adapterDir: string): Lo
       throw new ConversionError(`Unexpected tensor in ${adapterDir}: ${name}. Expected model.layers.N.(self_attn|mlp).<target>.lora_A/lora_B.weight of a llama model.`);
     }
     const [, layer, target, which] = match;
-    if (!loraTargetToGguf[target])
-      throw new ConversionError(`Unsupported target module "${target}" in ${adapterDir} (${name}). Supported: ${Object.keys(loraTargetToGguf).join(", ")}.`);
+    if (!loraTargetToGguf.has(target))
+      throw new ConversionError(`Unsupported target module "${target}" in ${adapterDir} (${name}). Supported: ${[...loraTargetToGguf.keys()].join(", ")}.`);
     const key = `${layer}.${target}`;
     const pair = pairs.get(key) ?? { layer: Number(layer), target };
     if (which === "A") pair.a = name;
@@ -162,7 +162,7 @@ export async function convertPeftToGguf(options: PeftConversionOptions): Promise
   const dtypes = new Set<string>();
   let rank = 0;
   for (const pair of pairs) {
-    const ggufBase = `blk.${pair.layer}.${loraTargetToGguf[pair.target]}.weight`;
+    const ggufBase = `blk.${pair.layer}.${loraTargetToGguf.get(pair.target)}.weight`;
     if (pair.layer >= blocks)
       throw new ConversionError(`The adapter has layer ${pair.layer} (${pair.target}) but the base model ${basePath} has only ${blocks} layers: it was made for another model.`);
     const baseShape = baseShapes.get(ggufBase);
