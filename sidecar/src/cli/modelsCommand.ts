@@ -28,6 +28,8 @@ Options:
       --models-dir DIR     where downloads go (default: $GPIOT_MODELS_DIR or ${defaultModelsDir()})
       --endpoint URL       a Hugging Face mirror for hf: sources (default: https://huggingface.co/)
       --offline            never open a network connection (also: GPIOT_OFFLINE=1 or HF_HUB_OFFLINE=1)
+      --timeout SECONDS    give up when the server sends nothing for this long (default 30;
+                           connecting may take at most 10 s of it)
   -y, --yes                do not ask before downloading or deleting
       --gpu MODE           auto | cpu | cuda | vulkan | metal (fit)
       --gpu-layers N       fixed GPU layers instead of the planned ones (fit)
@@ -36,7 +38,7 @@ Options:
   -q, --quiet              no progress on stderr
 
 A Hugging Face token for gated models is read from HF_TOKEN or ~/.cache/huggingface/token.
-Interrupted downloads continue where they stopped on the next pull.
+Interrupted downloads continue where they stopped on the next pull; Ctrl+C stops a pull at once.
 
 Exit codes: 0 done, 1 failed (download, checksum, conversion), 2 usage or not confirmed,
 5 model files missing, 9 refused because offline, 130 interrupted.
@@ -65,12 +67,19 @@ function settingsFrom(values: Record<string, unknown>): EngineSettings {
     if (!Number.isInteger(parsed)) throw new ModelsUsageError(`--${name} expects a whole number, got "${raw}"`);
     return parsed;
   };
+  let downloadTimeoutMs: number | undefined;
+  if (values.timeout !== undefined) {
+    const seconds = Number(values.timeout);
+    if (!Number.isFinite(seconds) || seconds < 0.1 || seconds > 600) throw new ModelsUsageError(`--timeout expects seconds between 0.1 and 600, got "${values.timeout}"`);
+    downloadTimeoutMs = Math.round(seconds * 1000);
+  }
   const gpu = values.gpu as string | undefined;
   if (gpu !== undefined && !["auto", "cpu", "cuda", "vulkan", "metal"].includes(gpu)) throw new ModelsUsageError(`--gpu expects auto, cpu, cuda, vulkan or metal, got "${gpu}"`);
   const parsed = EngineSettingsSchema.safeParse({
     manifestPath: values.manifest,
     modelsDir: values["models-dir"] === undefined ? undefined : path.resolve(String(values["models-dir"])),
     downloadEndpoint: values.endpoint,
+    downloadTimeoutMs,
     offline: values.offline === true || envOffline(),
     gpu: gpu === undefined ? undefined : gpu === "cpu" ? false : gpu,
     gpuLayers: number("gpu-layers"),
@@ -186,7 +195,16 @@ async function pull(rest: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { manifest: { type: "string" }, "models-dir": { type: "string" }, endpoint: { type: "string" }, offline: { type: "boolean" }, yes: { type: "boolean", short: "y" }, json: { type: "boolean" }, quiet: { type: "boolean", short: "q" } },
+    options: {
+      manifest: { type: "string" },
+      "models-dir": { type: "string" },
+      endpoint: { type: "string" },
+      offline: { type: "boolean" },
+      timeout: { type: "string" },
+      yes: { type: "boolean", short: "y" },
+      json: { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+    },
   });
   if (positionals.length > 1) throw new ModelsUsageError("pull takes one profile name");
   const settings = settingsFrom(values);
