@@ -124,9 +124,10 @@ describe("resolution rules", () => {
     });
     for (const file of ["a.gguf", "shared.gguf"]) writeFileSync(path.join(modelsDir, file), "data");
     mkdirSync(path.join(modelsDir, ".partial"));
-    writeFileSync(path.join(modelsDir, ".partial", "a.gguf.ipull"), "partial");
+    writeFileSync(path.join(modelsDir, ".partial", "a.gguf.download"), "partial");
+    writeFileSync(path.join(modelsDir, ".partial", "a.gguf.download.json"), "{}");
     const result = await removeProfile("a", { manifestPath, modelsDir });
-    assert.deepEqual(result.removed.sort(), [path.join(modelsDir, ".partial", "a.gguf.ipull"), path.join(modelsDir, "a.gguf")].sort());
+    assert.deepEqual(result.removed.sort(), [path.join(modelsDir, ".partial", "a.gguf.download"), path.join(modelsDir, ".partial", "a.gguf.download.json"), path.join(modelsDir, "a.gguf")].sort());
     assert.deepEqual(result.kept, [{ path: outside, reason: "outside the models folder" }]);
     const shared = await removeProfile("b", { manifestPath, modelsDir });
     assert.deepEqual(shared.removed, []);
