@@ -308,7 +308,8 @@ async function importPeft(rest: string[]): Promise<number> {
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else
     process.stdout.write(
-      `Wrote ${result.outPath}: LoRA r=${result.rank}, alpha ${result.alpha}, targets ${result.targets.join(", ")} in ${result.layers} layers (${result.tensors} tensors from ${result.sourceDtypes.join("/")}), ${formatBytes(result.bytes)}.\n` +
+      `Wrote ${result.outPath}: LoRA r=${result.ranks.join("/")}, alpha ${result.alpha}, targets ${result.targets.join(", ")} in ${result.layers} layers (${result.tensors} tensors from ${result.sourceDtypes.join("/")}), ${formatBytes(result.bytes)}.\n` +
+        (result.rescaledModules.length ? `${result.rescaledModules.length} module(s) have their own scale (rank_pattern, alpha_pattern or rsLoRA); their lora_b carries it.\n` : "") +
         `Use it in a profile: "adapters": [{ "file": "${result.outPath}", "scale": 1 }]\n`,
     );
   return 0;

@@ -168,7 +168,7 @@ async function pullPeftAdapter(
   progress({ path: item.path, phase: "convert", bytes: 0, totalBytes: 0 });
   try {
     const converted = await convertPeftToGguf({ adapterDir: cacheDir, basePath: item.basePath, outPath: item.path, name: path.basename(item.path, ".gguf") });
-    options.onNote?.(`Converted ${peft.source} (r=${converted.rank}, alpha ${converted.alpha}, ${converted.targets.join("/")}, ${converted.layers} layers) to ${item.path}.`);
+    options.onNote?.(`Converted ${peft.source} (r=${converted.ranks.join("/")}, alpha ${converted.alpha}, ${converted.targets.join("/")}, ${converted.layers} layers) to ${item.path}.`);
     progress({ path: item.path, phase: "done", bytes: converted.bytes, totalBytes: converted.bytes });
     return converted.bytes;
   } catch (error) {
