@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
@@ -155,6 +155,21 @@ describe("gpiot models", () => {
     assert.match(bad.stderr, /Cannot read the base model .*nope\.gguf/);
     const usage = await gpiot(["models", "import-peft", path.join(fixtureDir, "adapter")]);
     assert.equal(usage.code, 2);
+  });
+
+  test("import-peft: per-module scales convert and are reported; an option it cannot carry is named", async () => {
+    const patterned = await gpiot(["models", "import-peft", path.join(fixtureDir, "adapter-rslora-patterns"), "--base", path.join(scratch, "fixture-base.gguf"), "--out", path.join(scratch, "patterned.gguf")]);
+    assert.equal(patterned.code, 0, patterned.stderr);
+    assert.match(patterned.stdout, /LoRA r=2\/8\/16, alpha 45\.25/);
+    assert.match(patterned.stdout, /6 module\(s\) have their own scale/);
+    const dir = path.join(scratch, "lora-bias-adapter");
+    cpSync(path.join(fixtureDir, "adapter"), dir, { recursive: true });
+    const config = JSON.parse(readFileSync(path.join(dir, "adapter_config.json"), "utf8"));
+    writeFileSync(path.join(dir, "adapter_config.json"), JSON.stringify({ ...config, lora_bias: true }));
+    const refused = await gpiot(["models", "import-peft", dir, "--base", path.join(scratch, "fixture-base.gguf"), "--out", path.join(scratch, "refused.gguf")]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /lora_bias is set/);
+    assert.equal(existsSync(path.join(scratch, "refused.gguf")), false);
   });
 });
 
