@@ -23,6 +23,8 @@ const HEADER_END = "\r\n\r\n";
 const MAX_HEADER_BYTES = 8192;
 const HEADER_NAMES = ["content-length:", "content-type:"];
 const HEADER_START = /content-(?:length|type):/i;
+const HEADER_AT_START = /^content-(?:length|type):/i;
+const SEARCH_WINDOW_BYTES = 64 * 1024;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 
 interface ParsedHeader {
@@ -156,26 +158,29 @@ export class TolerantMessageReader extends AbstractMessageReader {
   /** Parses or skips what is at the start of the buffer; false when more bytes are needed. */
   private readHeader(): boolean {
     const bytes = this.peek();
-    // latin1 maps each byte to one character, so string offsets are byte offsets.
-    const text = bytes.toString("latin1", 0, Math.min(bytes.length, 1024 * 1024));
-    const start = text.search(HEADER_START);
-    if (start < 0) {
-      const count = text.length - partialHeaderTail(text);
-      if (count > 0) this.skipUnreadable(count, "it is not a JSON-RPC message header (expected Content-Length)");
-      // Only the first MiB is scanned at a time; go on when there was more.
-      return bytes.length > text.length;
+    // latin1 maps each byte to one character, so string offsets are byte offsets. Only a bounded
+    // window is decoded per step, so many messages in one chunk cost no more than their own bytes.
+    if (!HEADER_AT_START.test(bytes.toString("latin1", 0, Math.min(bytes.length, 16)))) {
+      const window = bytes.toString("latin1", 0, Math.min(bytes.length, SEARCH_WINDOW_BYTES));
+      const start = window.search(HEADER_START);
+      if (start > 0) {
+        this.skipUnreadable(start, "it is not a JSON-RPC message header (expected Content-Length)");
+        return true;
+      }
+      if (start < 0) {
+        const count = window.length - partialHeaderTail(window);
+        if (count > 0) this.skipUnreadable(count, "it is not a JSON-RPC message header (expected Content-Length)");
+        return bytes.length > window.length;
+      }
     }
-    if (start > 0) {
-      this.skipUnreadable(start, "it is not a JSON-RPC message header (expected Content-Length)");
-      return true;
-    }
-    const end = text.indexOf(HEADER_END);
+    const end = bytes.subarray(0, MAX_HEADER_BYTES + HEADER_END.length).indexOf(HEADER_END);
     if (end < 0) {
-      if (bytes.length <= MAX_HEADER_BYTES) return false;
-      this.skipUnreadable(HEADER_START.exec(text)![0].length, `the message header does not end within ${MAX_HEADER_BYTES} bytes`);
+      if (bytes.length < MAX_HEADER_BYTES + HEADER_END.length) return false;
+      this.skipUnreadable(HEADER_START.exec(bytes.toString("latin1", 0, 16))![0].length, `the message header does not end within ${MAX_HEADER_BYTES} bytes`);
       return true;
     }
-    const parsed = parseHeader(text.slice(0, end));
+    const text = bytes.toString("latin1", 0, end);
+    const parsed = parseHeader(text);
     if ("problem" in parsed) {
       this.skipUnreadable(end + HEADER_END.length, parsed.problem);
       return true;
