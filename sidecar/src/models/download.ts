@@ -90,7 +90,10 @@ export function downloadTimeouts(timeoutMs: number | undefined): TransferTimeout
 
 /** `hf:<user>/<repo>/<path>[#branch]` against the endpoint, or an http(s) URL as it is. */
 export function sourceUrl(source: string, endpoint?: string): { url: string; huggingFace: boolean } {
-  if (/^https?:\/\//i.test(source)) return { url: new URL(source).href, huggingFace: false };
+  if (/^https?:\/\//i.test(source)) {
+    const url = new URL(source);
+    return { url: url.href, huggingFace: url.protocol === "https:" && /^(?:huggingface\.co|hf\.co)$/i.test(url.hostname) };
+  }
   const match = /^(?:hf|huggingface):(?:\/\/)?([^/#]+)\/([^/#]+)\/([^#]+?)(?:#(.+))?$/i.exec(source);
   if (!match) throw new ModelsError("DOWNLOAD_FAILED", `Cannot download "${source}": a source is hf:<user>/<repo>/<path/to/file> or an http(s) URL.`);
   const [, user, repo, filePath, branch] = match;
