@@ -5,7 +5,7 @@
  * job, and when the sidecar dies, failed jobs and no half-written program folders.
  */
 import * as vscode from "vscode";
-import { type ParamsOf, type ProgramSnapshot, type ReviewMode } from "../../sidecar/src/protocol";
+import { type OverwriteMode, type ParamsOf, type ProgramSnapshot, type ReviewMode } from "../../sidecar/src/protocol";
 import type { SubTask, TaskSpec } from "../../sidecar/src/schemas";
 import { cleanupPartialOutput } from "./outputFolders";
 import { ProgramStore, type JobResult, type ProgramOrigin, type ProgramState } from "./programStore";
@@ -19,11 +19,18 @@ export interface StartedJob {
   done: Promise<JobResult>;
 }
 
+/** The user's "Overwrite" (true) replaces GPIoT's files of another program; a mode passes the sidecar's own answer on. */
+type OverwriteAnswer = boolean | OverwriteMode;
+
+function overwriteMode(answer: OverwriteAnswer | undefined): OverwriteMode {
+  return answer === true ? "ownFiles" : answer === false || answer === undefined ? "never" : answer;
+}
+
 export interface SynthesizeRequest {
   requirement: string;
   constraints?: string;
   outDir?: string;
-  overwrite?: boolean;
+  overwrite?: OverwriteAnswer;
   review?: ReviewMode;
   origin?: ProgramOrigin;
   commandAt?: number;
@@ -89,7 +96,7 @@ export class Jobs implements vscode.Disposable {
     const params: ParamsOf<"synthesize"> = {
       requirement: request.requirement,
       review: request.review ?? "none",
-      overwrite: request.overwrite ?? false,
+      overwrite: overwriteMode(request.overwrite),
       // In an untrusted workspace the sidecar refuses to run anything generated.
       workspaceTrusted: vscode.workspace.isTrusted,
     };
@@ -113,12 +120,12 @@ export class Jobs implements vscode.Disposable {
     return this.started(generation, jobId, program, "synthesize");
   }
 
-  async continue(program: ProgramState, options: { outDir?: string; overwrite?: boolean; review?: ReviewMode } = {}): Promise<StartedJob> {
+  async continue(program: ProgramState, options: { outDir?: string; overwrite?: OverwriteAnswer; review?: ReviewMode } = {}): Promise<StartedJob> {
     this.live(program);
     const outDir = options.outDir ?? program.intendedOutDir ?? program.outDir ?? undefined;
     if (outDir) program.intendedOutDir = outDir;
     const { jobId } = await this.sidecar.request((rpc) =>
-      rpc.request("continue", { programId: program.programId, review: options.review ?? "none", ...(outDir ? { outDir } : {}), ...(options.overwrite ? { overwrite: true } : {}) }),
+      rpc.request("continue", { programId: program.programId, review: options.review ?? "none", ...(outDir ? { outDir } : {}), ...(options.overwrite ? { overwrite: overwriteMode(options.overwrite) } : {}) }),
     );
     return this.started(program.generation, jobId, program, "continue");
   }
@@ -129,12 +136,12 @@ export class Jobs implements vscode.Disposable {
     return this.started(program.generation, jobId, program, "regenerate");
   }
 
-  async assemble(program: ProgramState, options: { outDir?: string; overwrite?: boolean } = {}): Promise<StartedJob> {
+  async assemble(program: ProgramState, options: { outDir?: string; overwrite?: OverwriteAnswer } = {}): Promise<StartedJob> {
     this.live(program);
     const outDir = options.outDir ?? program.outDir ?? program.intendedOutDir;
     if (!outDir) throw new Error("The program has no output folder yet.");
     program.intendedOutDir = outDir;
-    const { jobId } = await this.sidecar.request((rpc) => rpc.request("assemble", { programId: program.programId, outDir, overwrite: options.overwrite ?? false }));
+    const { jobId } = await this.sidecar.request((rpc) => rpc.request("assemble", { programId: program.programId, outDir, overwrite: overwriteMode(options.overwrite) }));
     return this.started(program.generation, jobId, program, "assemble");
   }
 

@@ -1,14 +1,13 @@
 /**
  * Program folders on disk: choosing a fresh folder for a new program, and cleaning up after a
  * sidecar that died while writing one. The sidecar writes a program into a hidden staging folder
- * beside the target and renames it into place (and moves a replaced folder aside first), so a
- * crash can leave `.NAME.gpiot-partial-*` (never complete: removed) or, in the instant between
- * the two renames of an overwrite, `.NAME.gpiot-previous-*` with no NAME (moved back).
+ * beside the target and renames it into place (and moves a replaced folder aside first, moving
+ * the user's own entries into the new folder), so a crash can leave `.NAME.gpiot-partial-*` or
+ * `.NAME.gpiot-previous-*` holding the user's files. Only the writer's own recovery, which reads
+ * the marker it left there, knows what may be deleted and what must be put back.
  */
-import { existsSync } from "node:fs";
-import { readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { isNonEmptyDirectory } from "../../sidecar/src/pipeline/writeProgram";
+import { isNonEmptyDirectory, recoverInterruptedWrites } from "../../sidecar/src/pipeline/writeProgram";
 
 export { isNonEmptyDirectory };
 
@@ -21,28 +20,8 @@ export async function freshProgramFolder(parent: string, name: string): Promise<
   return path.join(parent, `${name}-${Date.now()}`);
 }
 
-/** Removes what an interrupted write left beside `outDir`; returns the paths it removed or restored. */
+/** Finishes or undoes what an interrupted write left beside `outDir`; returns what it did, in words. */
 export async function cleanupPartialOutput(outDir: string): Promise<string[]> {
   const target = path.resolve(outDir);
-  const parent = path.dirname(target);
-  const base = path.basename(target);
-  let entries: string[];
-  try {
-    entries = await readdir(parent);
-  } catch {
-    return [];
-  }
-  const touched: string[] = [];
-  for (const entry of entries) {
-    const full = path.join(parent, entry);
-    if (entry.startsWith(`.${base}.gpiot-partial-`)) {
-      await rm(full, { recursive: true, force: true });
-      touched.push(full);
-    } else if (entry.startsWith(`.${base}.gpiot-previous-`)) {
-      if (!existsSync(target)) await rename(full, target);
-      else await rm(full, { recursive: true, force: true });
-      touched.push(full);
-    }
-  }
-  return touched;
+  return recoverInterruptedWrites(path.dirname(target), path.basename(target));
 }

@@ -134,11 +134,11 @@ export async function presentWriteOutcome(
     return base;
   }
   const error = result.error ?? { code: "INTERNAL", message: "unknown error" };
-  if (error.code === "OUTPUT_EXISTS" && !program.lost) {
-    const folder = program.intendedOutDir ?? "the output folder";
-    const ok = await ui.confirm(`${folder} already exists and is not empty. Replace it with the generated program?`, "Overwrite");
+  const allowWith = "output" in error ? error.output?.allowWith : undefined;
+  if (allowWith && !program.lost) {
+    const ok = await ui.confirm(error.message, "Overwrite");
     if (!ok) return base;
-    const again = await jobs.assemble(program, { outDir: program.intendedOutDir, overwrite: true });
+    const again = await jobs.assemble(program, { outDir: program.intendedOutDir, overwrite: allowWith });
     return presentWriteOutcome(context, again, await withJobProgress(jobs, again, "GPIoT: writing the program"), options);
   }
   if (error.code === "ENGINE_STOPPED") {

@@ -117,14 +117,27 @@ export const ErrorCode = z.enum([
   "REQUIREMENT_TOO_LONG",
   "NOTHING_TO_BUILD",
   "CONSTRAINTS_TOO_LONG",
+  /** A resource constraint states an impossible limit (negative or zero memory or time). */
+  "CONSTRAINTS_INVALID",
+  /** The context cannot hold a stage's prompt plus room for its answer (see sidecar/src/pipeline/contextBudget.ts). */
+  "CONTEXT_TOO_SMALL",
   "MODEL_NOT_LOADED",
   "MODEL_NOT_FOUND",
   "MODEL_INVALID",
   "ADAPTER_MISMATCH",
   "MODEL_LOAD_FAILED",
+  /** The GPU backend the settings ask for (e.g. gpu: "cuda") is not available on this machine. */
+  "GPU_UNAVAILABLE",
   "MANIFEST_INVALID",
   "STAGE_OUTPUT_INVALID",
+  /** The output folder exists and cannot be replaced as asked; `output.allowWith` names the answer that would allow it, if any. */
   "OUTPUT_EXISTS",
+  /** The output folder is GPIoT's, but the user changed (or added at GPIoT's paths) files the write would replace; `overwrite: "all"` replaces them. */
+  "OUTPUT_FILES_CHANGED",
+  /** The output folder is the filesystem root, the home folder, the current folder or a repository root: never written into. */
+  "OUTPUT_FORBIDDEN",
+  /** The output folder cannot be written (permissions, read-only or full disk, a file in the way, ...). */
+  "OUTPUT_UNWRITABLE",
   "PROGRAM_NOT_FOUND",
   "SUBTASK_NOT_FOUND",
   "PROGRAM_BUSY",
@@ -152,7 +165,31 @@ export const ErrorCode = z.enum([
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
-export const ErrorInfoSchema = z.object({ code: ErrorCode, message: z.string() });
+/**
+ * How a write may treat an output folder that already has files. Whatever the mode, GPIoT only
+ * ever replaces a folder it wrote itself (its `gpiot.json` lists the files and their SHA-256),
+ * only its own files in it, and never the filesystem root, the home folder, the current folder
+ * or a repository root; files the user added are always kept.
+ * - `never`: a missing or empty folder, or the folder this same program was written to (Assemble
+ *   Again, verify's rewrite) when the user changed none of its files.
+ * - `ownFiles`: also the folder of another GPIoT program, when the user changed none of its files.
+ * - `all`: also replace GPIoT's files the user changed (and files the user added at the paths the
+ *   new program writes): the answer after the user confirmed it.
+ */
+export const OverwriteMode = z.enum(["never", "ownFiles", "all"]);
+export type OverwriteMode = z.infer<typeof OverwriteMode>;
+
+/** Why an output folder was refused, for a client to turn into a question or a choice of folder. */
+export const OutputProblemSchema = z.object({
+  outDir: z.string(),
+  /** GPIoT's files the user changed, or added at a path the new program writes (relative, "/"-separated). */
+  changedFiles: z.array(z.string()).optional(),
+  /** The `overwrite` answer that lets the write go on after the user agreed; absent: choose another folder. */
+  allowWith: OverwriteMode.optional(),
+});
+export type OutputProblem = z.infer<typeof OutputProblemSchema>;
+
+export const ErrorInfoSchema = z.object({ code: ErrorCode, message: z.string(), output: OutputProblemSchema.optional() });
 export type ErrorInfo = z.infer<typeof ErrorInfoSchema>;
 
 export const StageName = z.enum(["td", "rt", "cg", "check", "assemble", "write", "verify"]);
@@ -385,7 +422,10 @@ export const requests = {
   unloadModels: request("gpiot/unloadModels", empty, z.object({ unloaded: z.boolean() })),
   /**
    * Queues a synthesis: TD, RT, CG, then assembly into `outDir` (when given). With `review` the
-   * job stops after the decomposition or the specs and `gpiot/continue` goes on.
+   * job stops after the decomposition or the specs and `gpiot/continue` goes on. The requirement,
+   * the constraints, the context size and the output folder are checked before anything is
+   * queued: a problem is this request's error (REQUIREMENT_*, NOTHING_TO_BUILD, CONSTRAINTS_*,
+   * CONTEXT_TOO_SMALL, OUTPUT_*), not a failed job.
    */
   synthesize: request(
     "gpiot/synthesize",
@@ -394,7 +434,7 @@ export const requests = {
         requirement: ProseText,
         constraints: ProseText.optional(),
         outDir: PathText.optional(),
-        overwrite: z.boolean().default(false),
+        overwrite: OverwriteMode.default("never"),
         review: ReviewMode.default("none"),
         /** Verify (and repair) the program after assembly (issue #5); running it needs consent. */
         verify: VerifyParamsSchema.optional(),
@@ -421,7 +461,7 @@ export const requests = {
   /** Queues the rest of a reviewed program: missing specs, missing or stale code, assembly. */
   continue: request(
     "gpiot/continue",
-    z.object({ programId: NameText, review: ReviewMode.default("none"), outDir: PathText.optional(), overwrite: z.boolean().optional() }).strict(),
+    z.object({ programId: NameText, review: ReviewMode.default("none"), outDir: PathText.optional(), overwrite: OverwriteMode.optional() }).strict(),
     z.object({ jobId: z.string() }),
   ),
   /** Queues a new spec (then code) or new code for one sub-task, from its current, possibly edited, text. */
@@ -430,10 +470,13 @@ export const requests = {
     z.object({ programId: NameText, subTaskId: NameText, stage: z.enum(["spec", "code"]) }).strict(),
     z.object({ jobId: z.string() }),
   ),
-  /** Queues writing the program's files again, e.g. after a regenerate. */
+  /**
+   * Queues writing the program's files again, e.g. after a regenerate. The folder is checked when
+   * the request arrives (an OUTPUT_* error names the problem) and again when the files are written.
+   */
   assemble: request(
     "gpiot/assemble",
-    z.object({ programId: NameText, outDir: PathText.optional(), overwrite: z.boolean().default(false) }).strict(),
+    z.object({ programId: NameText, outDir: PathText.optional(), overwrite: OverwriteMode.default("never") }).strict(),
     z.object({ jobId: z.string() }),
   ),
   // ---- verify and repair (issue #5) ----

@@ -305,13 +305,15 @@ describe("bad input gets a named error and the sidecar keeps serving", () => {
     assert.equal((await sidecar.waitForJob(jobId)).type, "jobFinished", "still serving after bad models");
   });
 
-  test("an existing output folder is not touched", async () => {
+  test("an existing output folder is not touched: the request is refused before any job", async () => {
     const outDir = path.join(scratch, "users-folder");
     mkdirSync(outDir);
     writeFileSync(path.join(outDir, "notes.txt"), "mine");
-    const { jobId } = await sidecar.client.request("synthesize", { requirement: REQUIREMENT, outDir });
-    const last = await sidecar.waitForJob(jobId);
-    assert.ok(last.type === "jobFailed" && last.error.code === "OUTPUT_EXISTS");
+    for (const overwrite of ["never", "ownFiles", "all"] as const) {
+      const error = await rpcError(sidecar.client.request("synthesize", { requirement: REQUIREMENT, outDir, overwrite }));
+      assert.equal(error.data?.code, "OUTPUT_EXISTS", error.message);
+      assert.match(error.message, /GPIoT did not write it/);
+    }
     assert.deepEqual(readdirSync(outDir), ["notes.txt"]);
     assert.equal(readFileSync(path.join(outDir, "notes.txt"), "utf8"), "mine");
   });

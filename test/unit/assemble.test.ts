@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { assembleProgram, collectRequirements, moduleNameFor, type ProgramPart } from "../../sidecar/src/pipeline/assembleProgram";
 import { checkPythonSyntax } from "../../sidecar/src/pipeline/pythonSyntax";
-import { OutputExistsError, writeProgram } from "../../sidecar/src/pipeline/writeProgram";
+import { writeProgram } from "../../sidecar/src/pipeline/writeProgram";
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "gpiot-assemble-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -91,22 +92,23 @@ describe("assembled program", () => {
 describe("writing a program", () => {
   const files = assembleProgram({ requirement: "Scale and sum", limits: null, parts: workingParts, generator });
 
-  test("never replaces a non-empty folder unless asked, and leaves no staging folders", async () => {
-    const out = path.join(scratch, "existing");
-    mkdirSync(out);
-    writeFileSync(path.join(out, "mine.py"), "print('mine')\n");
-    await assert.rejects(writeProgram(out, files), (error: unknown) => error instanceof OutputExistsError && error.code === "OUTPUT_EXISTS");
-    assert.equal(readFileSync(path.join(out, "mine.py"), "utf8"), "print('mine')\n");
-    const written = await writeProgram(out, files, { overwrite: true });
-    assert.equal(written.files.length, files.length);
-    assert.deepEqual(readdirSync(out).sort(), files.map((file) => file.path).sort());
-    assert.deepEqual(readdirSync(scratch).filter((name) => name.includes("gpiot-")), []);
+  test("gpiot.json names the program and the SHA-256 of every other file", () => {
+    const manifest = JSON.parse(files.find((file) => file.path === "gpiot.json")!.content);
+    assert.match(manifest.programId, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(
+      manifest.files.map((file: { path: string }) => file.path),
+      files.filter((file) => file.path !== "gpiot.json").map((file) => file.path),
+    );
+    for (const entry of manifest.files) assert.equal(entry.sha256, createHash("sha256").update(files.find((file) => file.path === entry.path)!.content).digest("hex"));
+    const again = assembleProgram({ requirement: "Scale and sum", limits: null, parts: workingParts, generator, programId: "fixed-id" });
+    assert.equal(JSON.parse(again.at(-1)!.content).programId, "fixed-id");
   });
 
   test("an empty existing folder is used; a path outside the folder is refused", async () => {
     const out = path.join(scratch, "empty");
     mkdirSync(out);
     await writeProgram(out, files);
+    assert.deepEqual(readdirSync(out).sort(), files.map((file) => file.path).sort());
     await assert.rejects(writeProgram(path.join(scratch, "escape"), [{ path: "../evil.py", content: "", kind: "module" }]), /outside the program folder/);
     assert.deepEqual(readdirSync(scratch).filter((name) => name.includes("gpiot-") || name === "evil.py" || name === "escape"), []);
   });

@@ -41,6 +41,42 @@ describe("requirement", () => {
     assert.equal(parseResourceLimits("at most 1.5 GB and 2 s").memoryMB, 1536);
     assert.equal(parseResourceLimits("at most 1.5 GB and 2 s").latencyMs, 2000);
     assert.deepEqual(parseResourceLimits("low power please"), { text: "low power please" });
+    assert.equal(parseResourceLimits("100-200 MB").memoryMB, 200, "a range is not a negative number");
+  });
+
+  test("short requirements that name something to build are accepted", () => {
+    for (const requirement of ["Detect falls from a wrist IMU", "Count steps", "Pedometer", "Monitor CO2", "Log temperature", "FFT of IMU", "Hello world program"])
+      assert.doesNotThrow(() => prepareRequirement(requirement), requirement);
+  });
+
+  test("only text with nothing to build is rejected, with the reason", () => {
+    const reasons: [string, RegExp][] = [
+      ["hi", /only greetings, test words or placeholders/],
+      ["Hello world!", /only greetings/],
+      ["test test", /only greetings, test words/],
+      ["asdf qwer zxcv", /placeholders/],
+      ["lorem ipsum", /placeholders/],
+      ["...", /no words, only numbers and symbols/],
+      ["42", /no words/],
+    ];
+    for (const [requirement, reason] of reasons) {
+      assert.throws(() => prepareRequirement(requirement), (error: unknown) => {
+        assert.ok(error instanceof RequirementError && error.code === "NOTHING_TO_BUILD", requirement);
+        assert.match(error.message, reason);
+        assert.ok(error.message.includes(`"${requirement}"`));
+        return true;
+      });
+    }
+  });
+
+  test("negative or zero resource limits are rejected, not read as positive", () => {
+    for (const constraints of ["<= -5 ms", "Jetson Nano, <= -200 MB RAM", "under −3 s", "<= 0 MB", "-1 GB and 10 ms"]) {
+      assert.throws(
+        () => prepareRequirement("Count steps", constraints),
+        (error: unknown) => error instanceof RequirementError && error.code === "CONSTRAINTS_INVALID" && /must be more than zero/.test(error.message),
+        constraints,
+      );
+    }
   });
 });
 

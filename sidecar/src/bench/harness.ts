@@ -167,7 +167,7 @@ function synthesizeOne(engine: SynthesisEngine, task: BenchTask, outDir: string,
         requirement: task.requirement,
         constraints: task.constraints,
         outDir,
-        overwrite: true,
+        overwrite: "ownFiles",
         ...(repairRounds > 0 ? { verify: { execute: true, consent: true, repairRounds, inputs: prepared.runs[0]?.inputs } } : {}),
       }).jobId;
       const done = early.find((event) => event.jobId === jobId);

@@ -1,16 +1,23 @@
 /**
  * `gpiot`: the headless command line on the same engine the sidecar serves.
  *
- * Exit codes: 0 done; 1 the job failed (model or generation); 2 usage error; 3 the requirement
- * was rejected; 4 the output folder exists; 5 the model could not be loaded; 6 the program was
- * written but its verification failed (--verify, issue #5); 130 interrupted.
+ * Exit codes: 0 done; 1 the job failed (model or generation); 2 usage error (a flag, or a context
+ * too small for the prompts); 3 the requirement or constraints were rejected; 4 the output folder
+ * cannot be used (exists and is not GPIoT's to replace, changed files not confirmed, a forbidden
+ * or unwritable folder); 5 the model could not be loaded (or the requested GPU is missing); 6 the
+ * program was written but its verification failed (--verify, issue #5); 130 interrupted.
+ *
+ * Everything that can be checked without a model (flags, requirement, context size, output
+ * folder, the questions to the user) is settled before any model is loaded.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import type { JobEvent } from "../protocol";
+import type { JobEvent, OverwriteMode } from "../protocol";
 import { EngineSettingsSchema, type EngineSettingsInput } from "../settings";
-import { ENGINE_VERSION, SynthesisEngine, toErrorInfo } from "../engine/engine";
+import { ENGINE_VERSION, SynthesisEngine, checkSynthesisRequest, toErrorInfo, type SynthesisCheck } from "../engine/engine";
+import { OutputFolderError } from "../pipeline/outputFolder";
+import { askYesNo } from "./askYesNo";
 import { ProgressDisplay } from "./progressDisplay";
 import { modelsCommand } from "./modelsCommand"; // issue #4: gpiot models list|pull|remove|fit|import-peft
 // ---- verify and repair (issue #5), IoT Bench ----
@@ -29,7 +36,8 @@ Usage:
   gpiot --help | --version
 
 Synthesize options:
-  -o, --out DIR            folder to write the program into (must not exist or be empty)
+  -o, --out DIR            folder to write the program into (new or empty; never /, your home folder,
+                           the current folder or a repository root)
   -c, --constraints TEXT   resource constraints, e.g. "Jetson Nano, <= 200 MB RAM, <= 10 ms per window"
   -f, --file FILE          read the requirement from FILE ("-" for standard input)
   -m, --model FILE         one GGUF model for all three roles (no adapters)
@@ -37,7 +45,9 @@ Synthesize options:
       --manifest FILE      a models manifest other than the shipped models/manifest.json
       --models-dir DIR     where downloaded models live (default: ~/.cache/gpiot/models or $GPIOT_MODELS_DIR)
       --offline            never open a network connection
-      --overwrite          replace the output folder if it exists
+      --overwrite          the output folder may hold a program GPIoT wrote before: its files are
+                           replaced, files you added are kept; if you changed some of GPIoT's files
+                           you are asked (or pass --yes). A folder GPIoT did not write is never replaced
       --threads N          CPU threads (default: the profile's, else all available cores)
       --gpu MODE           auto | cpu | cuda | vulkan | metal (default: auto)
       --context-size N     context size per role
@@ -47,12 +57,15 @@ Synthesize options:
   -q, --quiet              no progress display on stderr
       --verify             check the program, run it in a sandbox on sample inputs, repair failing sub-tasks
       --repair-rounds N    repair rounds after a failed check (default 3; 0 = check only)
-  -y, --yes                consent to running the generated program (else asked; without a terminal: static checks only)
+  -y, --yes                yes to the questions the other flags open: run the generated program (--verify;
+                           else asked, without a terminal: static checks only) and replace GPIoT's files
+                           you changed (--overwrite; else asked, without a terminal: exit 4)
       --input NAME=VALUE   a value for a program input in the check run (repeatable; JSON or text)
       --data FILE          a data file for the program's path-like inputs in the check run
       --python PATH        the Python interpreter (environment) to check and run the program with
 
-Exit codes: 0 done, 1 job failed, 2 usage, 3 requirement rejected, 4 output exists, 5 model failed to load,
+Exit codes: 0 done, 1 job failed, 2 usage (or --context-size too small), 3 requirement rejected,
+4 output folder cannot be used, 5 model failed to load (or the GPU asked for is missing),
 6 program written but its verification failed, 130 interrupted.
 `;
 
@@ -63,7 +76,13 @@ const exitCodeForError: Record<string, number> = {
   REQUIREMENT_TOO_LONG: 3,
   NOTHING_TO_BUILD: 3,
   CONSTRAINTS_TOO_LONG: 3,
+  CONSTRAINTS_INVALID: 3,
+  CONTEXT_TOO_SMALL: 2,
   OUTPUT_EXISTS: 4,
+  OUTPUT_FILES_CHANGED: 4,
+  OUTPUT_FORBIDDEN: 4,
+  OUTPUT_UNWRITABLE: 4,
+  GPU_UNAVAILABLE: 5,
   MODEL_NOT_FOUND: 5,
   MODEL_INVALID: 5,
   ADAPTER_MISMATCH: 5,
@@ -149,6 +168,13 @@ async function synthesize(args: string[]): Promise<number> {
   if (values.model && values.profile) throw new UsageError("use either --model or --profile, not both");
   const requirement = readRequirement(positionals, values.file);
   const settings = engineSettings(values as Record<string, string | boolean | undefined>);
+  let overwrite: OverwriteMode;
+  try {
+    overwrite = await settleOutputFolder(settings, { requirement, constraints: values.constraints, outDir: values.out, overwrite: values.overwrite ? "ownFiles" : "never" }, values.yes === true);
+  } catch (error) {
+    if (values.json) process.stdout.write(`${JSON.stringify({ type: "error", error: toErrorInfo(error) })}\n`);
+    throw error;
+  }
   const verifyRequest = await verifyOptions(values, settings); // issue #5
   const display = new ProgressDisplay(process.stderr, { enabled: !values.quiet });
   const engine = new SynthesisEngine(settings, { log: (level, message) => (level === "error" || level === "warn" ? display.note(message) : undefined) });
@@ -164,9 +190,6 @@ async function synthesize(args: string[]): Promise<number> {
   process.on("SIGINT", onSigint);
   try {
     engine.onModelEvent((event) => display.model(event));
-    display.note(`Loading models (${settings.modelPath ? path.basename(settings.modelPath) : `profile ${settings.profile ?? "default"}`})`);
-    await engine.loadModels({});
-    if (interrupted) return 130;
     const done = new Promise<JobEvent>((resolve) => {
       engine.onJobEvent((event) => {
         if (values.json) process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -176,7 +199,9 @@ async function synthesize(args: string[]): Promise<number> {
         if ((event.type === "jobFinished" || event.type === "jobFailed") && event.jobId === jobId) resolve(event);
       });
     });
-    jobId = engine.synthesize({ requirement, constraints: values.constraints, outDir: values.out, overwrite: values.overwrite ?? false, ...(verifyRequest ? { verify: verifyRequest } : {}) }).jobId;
+    // The job loads the models (Ctrl+C cancels the load too) once the request has passed its checks.
+    jobId = engine.synthesize({ requirement, constraints: values.constraints, outDir: values.out, overwrite, ...(verifyRequest ? { verify: verifyRequest } : {}) }).jobId;
+    display.note(`Loading models (${settings.modelPath ? path.basename(settings.modelPath) : `profile ${settings.profile ?? "default"}`})`);
     const last = await done;
     if (last.type === "jobFinished") {
       if (!values.json) process.stdout.write(`${last.outDir}\n`);
@@ -197,11 +222,41 @@ async function synthesize(args: string[]): Promise<number> {
   return exitCode;
 }
 
+/**
+ * Checks the request as the engine will, and asks the questions the output folder raises: whether
+ * to replace a program GPIoT wrote before (asked unless --overwrite), and whether to replace GPIoT's
+ * files the user changed (asked unless --overwrite --yes). Returns the overwrite answer; throws the
+ * check's error when the answer is no or cannot be asked.
+ */
+async function settleOutputFolder(settings: EngineSettingsInput, request: SynthesisCheck & { overwrite: OverwriteMode }, yes: boolean): Promise<OverwriteMode> {
+  let overwrite = request.overwrite;
+  for (;;) {
+    try {
+      checkSynthesisRequest(settings, { ...request, overwrite });
+      return overwrite;
+    } catch (error) {
+      const allowWith = error instanceof OutputFolderError ? error.output.allowWith : undefined;
+      if (!allowWith || allowWith === overwrite) throw error;
+      if (allowWith === "all" && overwrite === "ownFiles" && yes) {
+        overwrite = "all";
+        continue;
+      }
+      const folder = path.resolve(request.outDir!);
+      const question =
+        allowWith === "ownFiles"
+          ? `${folder} holds a program GPIoT wrote before. Replace GPIoT's files in it with the new program (files you added are kept)?`
+          : `You changed files GPIoT wrote in ${folder}: ${(error as OutputFolderError).output.changedFiles?.join(", ")}. Replace them with the new program's (files you added are kept)?`;
+      if (!(await askYesNo(question))) throw error;
+      overwrite = allowWith;
+    }
+  }
+}
+
 // ---- verify and repair (issue #5) ----
 async function verifyOptions(values: Record<string, string | boolean | string[] | undefined>, settings: EngineSettingsInput): Promise<VerifyRequest | undefined> {
   if (!values.verify) {
-    const stray = ["repair-rounds", "yes", "input", "data", "python"].find((name) => values[name] !== undefined);
-    if (stray) throw new UsageError(`--${stray} goes with --verify`);
+    const stray = ["repair-rounds", "yes", "input", "data", "python"].find((name) => values[name] !== undefined && !(name === "yes" && values.overwrite));
+    if (stray) throw new UsageError(`--${stray} goes with --verify${stray === "yes" ? " or --overwrite" : ""}`);
     return undefined;
   }
   let repairRounds: number | undefined;

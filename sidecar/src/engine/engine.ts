@@ -9,6 +9,7 @@ import {
   type JobKind,
   type LoadedModelInfo,
   type ModelEvent,
+  type OverwriteMode,
   type ParamsOf,
   type ProgramSnapshot,
   type ResultOf,
@@ -16,7 +17,9 @@ import {
 } from "../protocol";
 import { EngineSettingsSchema, defaultThreadCount, type EngineSettings, type EngineSettingsInput } from "../settings";
 import type { ModelsService } from "../models/modelsService";
-import { prepareRequirement } from "../pipeline/requirement";
+import { checkContextBudget, knownStagePrompts } from "../pipeline/contextBudget";
+import { prepareRequirement, type PreparedRequirement } from "../pipeline/requirement";
+import { checkOutputFolder } from "../pipeline/writeProgram";
 import { EngineError } from "./errors";
 import { decompose, generateSubTaskCode, jobEmitter, specify, writeProgramFiles, type JobContext } from "./jobSteps";
 import { JobQueue, type Job, type JobOutcome } from "./jobQueue";
@@ -29,13 +32,28 @@ export type { LogLevel } from "./modelLifecycle";
 
 export const ENGINE_VERSION = "0.1.0";
 
+export type SynthesisCheck = Pick<ParamsOf<"synthesize">, "requirement" | "constraints" | "outDir" | "overwrite">;
+
+/**
+ * The checks of a synthesis request that need no engine: the requirement and constraints, the
+ * context size (the configured one, else the loaded models') against the prompts, the output folder.
+ */
+export function checkSynthesisRequest(settings: EngineSettingsInput, params: SynthesisCheck, loadedContextSize?: number): PreparedRequirement {
+  const { contextSize, maxTokens } = EngineSettingsSchema.parse(settings);
+  const prepared = prepareRequirement(params.requirement, params.constraints);
+  const budget = contextSize ?? loadedContextSize;
+  if (budget !== undefined) checkContextBudget(budget, knownStagePrompts(prepared.requirement, prepared.limits, maxTokens));
+  if (params.outDir) checkOutputFolder(params.outDir, params.overwrite ?? "never");
+  return prepared;
+}
+
 export interface EngineOptions {
   log?(level: LogLevel, message: string): void;
 }
 
 interface OutputTarget {
   outDir?: string;
-  overwrite: boolean;
+  overwrite: OverwriteMode;
 }
 
 export class SynthesisEngine {
@@ -145,19 +163,35 @@ export class SynthesisEngine {
 
   private enqueue(program: Program, kind: JobKind, run: (context: JobContext) => Promise<JobOutcome>): Job {
     return this.jobs.enqueue(program, kind, (job, timings) =>
-      run({ job, timings, settings: this.settings, models: this.models, emit: jobEmitter(job, (event) => this.notify(this.jobListeners, event)) }),
+      run({
+        job,
+        timings,
+        settings: this.settings,
+        models: this.models,
+        emit: jobEmitter(job, (event) => this.notify(this.jobListeners, event)),
+        log: (message) => this.log("info", message),
+      }),
     );
+  }
+
+  /**
+   * Everything a synthesis can be refused for, checked before any model is loaded or any job is
+   * queued: the requirement and constraints, the context size against the prompts, the output
+   * folder. Throws the coded error that names the problem.
+   */
+  checkSynthesis(params: SynthesisCheck): PreparedRequirement {
+    return checkSynthesisRequest(this.settings, params, this.models.loadedContextSize());
   }
 
   synthesize(params: ParamsOf<"synthesize">): ResultOf<"synthesize"> {
     this.assertServing();
-    const { requirement, limits } = prepareRequirement(params.requirement, params.constraints);
+    const { requirement, limits } = this.checkSynthesis(params);
     const verifyPlan = planVerification(this.settings.verify, params.verify, params.workspaceTrusted, false);
     const program = new Program(`p${this.nextProgramNumber++}`, requirement, limits);
     this.programs.set(program.id, program);
     if (verifyPlan) this.verifyPlans.set(program, verifyPlan);
     const review = params.review ?? "none";
-    const target = { outDir: params.outDir, overwrite: params.overwrite ?? false };
+    const target = { outDir: params.outDir, overwrite: params.overwrite ?? "never" };
     if (params.outDir) program.requestedOutput = { outDir: params.outDir, overwrite: target.overwrite };
     const job = this.enqueue(program, "synthesize", async (context) => {
       await decompose(context);
@@ -172,9 +206,11 @@ export class SynthesisEngine {
     const program = this.program(params.programId);
     this.assertIdle(program);
     if (program.subTasks.length === 0) throw new EngineError("NOTHING_TO_ASSEMBLE", `Program ${program.id} has no sub-tasks yet.`);
-    const target = params.outDir
-      ? { outDir: params.outDir, overwrite: params.overwrite ?? false }
-      : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? false };
+    const target: OutputTarget = params.outDir
+      ? { outDir: params.outDir, overwrite: params.overwrite ?? "never" }
+      : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? "never" };
+    const outDir = target.outDir ?? program.outDir;
+    if (outDir) checkOutputFolder(outDir, target.overwrite, program.uid);
     const job = this.enqueue(program, "continue", (context) => this.runRemaining(context, params.review ?? "none", target));
     return { jobId: job.id };
   }
@@ -201,7 +237,9 @@ export class SynthesisEngine {
     this.assertIdle(program);
     const outDir = params.outDir ?? program.outDir;
     if (!outDir) throw new EngineError("INVALID_PARAMS", `Program ${program.id} has no output folder yet; pass outDir.`);
-    const job = this.enqueue(program, "assemble", (context) => writeProgramFiles(context, outDir, params.overwrite ?? false));
+    const overwrite = params.overwrite ?? "never";
+    checkOutputFolder(outDir, overwrite, program.uid);
+    const job = this.enqueue(program, "assemble", (context) => writeProgramFiles(context, outDir, overwrite));
     return { jobId: job.id };
   }
 
@@ -242,7 +280,8 @@ export class SynthesisEngine {
       const codeOf = () => JSON.stringify(program.subTasks.map((entry) => entry.artifact?.code ?? null));
       const before = codeOf();
       const verified = await this.runVerificationStep(context, plan);
-      if (program.outDir && codeOf() !== before) return { ...(await writeProgramFiles(context, program.outDir, true)), ...verified };
+      // The program's own folder: GPIoT's files are rewritten; a file the user changed stops it (OUTPUT_FILES_CHANGED).
+      if (program.outDir && codeOf() !== before) return { ...(await writeProgramFiles(context, program.outDir, "never")), ...verified };
       return { files: [], ...verified };
     });
     return { jobId: job.id };

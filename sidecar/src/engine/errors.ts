@@ -6,7 +6,8 @@ import { ModelLoadError } from "../models/modelHost";
 import { ConversionError } from "../peft/hfLlamaToGguf";
 import { RequirementError } from "../pipeline/requirement";
 import { CancelledError, StageOutputError } from "../pipeline/structuredGeneration";
-import { OutputExistsError } from "../pipeline/writeProgram";
+import { ContextTooSmallError } from "../pipeline/contextBudget";
+import { OutputFolderError } from "../pipeline/outputFolder";
 import { PythonUnavailableError } from "../verify/pythonEnv";
 import { IsolationUnavailableError } from "../verify/sandbox";
 
@@ -27,7 +28,8 @@ const codedErrorTypes: (new (...args: never[]) => CodedError)[] = [
   RequirementError,
   ModelLoadError,
   StageOutputError,
-  OutputExistsError,
+  OutputFolderError,
+  ContextTooSmallError,
   ManifestError,
   ModelsError,
   ConversionError,
@@ -37,6 +39,7 @@ const codedErrorTypes: (new (...args: never[]) => CodedError)[] = [
 
 export function toErrorInfo(error: unknown): ErrorInfo {
   if (error instanceof CancelledError) return { code: "CANCELLED", message: error.message };
+  if (error instanceof OutputFolderError) return { code: error.code, message: error.message, output: error.output };
   if (codedErrorTypes.some((type) => error instanceof type)) return { code: (error as CodedError).code, message: (error as CodedError).message };
   if (error instanceof Error && error.name === "AbortError") return { code: "CANCELLED", message: "Cancelled by the user" };
   return { code: "INTERNAL", message: error instanceof Error ? error.message : String(error) };

@@ -4,7 +4,7 @@
  * Every step takes the job's context explicitly; nothing here keeps state between calls.
  */
 import path from "node:path";
-import type { JobEvent, StageTiming } from "../protocol";
+import type { JobEvent, OverwriteMode, StageTiming } from "../protocol";
 import type { EngineSettings } from "../settings";
 import type { ModelHost } from "../models/modelHost";
 import { assembleProgram } from "../pipeline/assembleProgram";
@@ -28,6 +28,8 @@ export interface JobContext {
   settings: EngineSettings;
   models: ModelLifecycle;
   emit(event: JobEventBody): void;
+  /** A line for the engine's log (e.g. what was cleaned up after an interrupted write). */
+  log(message: string): void;
 }
 
 export function jobEmitter(job: Job, emit: (event: JobEvent) => void): (event: JobEventBody) => void {
@@ -117,7 +119,7 @@ export async function generateSubTaskCode(context: JobContext, host: ModelHost, 
  * Assembles and writes the program. Cancellable until the folder is renamed into place; after
  * that the files are on disk and the job finishes, whatever arrives later.
  */
-export async function writeProgramFiles(context: JobContext, outDir: string, overwrite: boolean): Promise<JobOutcome> {
+export async function writeProgramFiles(context: JobContext, outDir: string, overwrite: OverwriteMode): Promise<JobOutcome> {
   const { job, emit, settings } = context;
   const { program } = job;
   const signal = job.controller.signal;
@@ -130,6 +132,7 @@ export async function writeProgramFiles(context: JobContext, outDir: string, ove
     limits: program.limits,
     parts: ready.parts,
     generator: { profile: context.models.info?.profile ?? "unknown", createdAt: new Date().toISOString() },
+    programId: program.uid,
   });
   const mainFile = files.find((file) => file.kind === "main")!;
   const mainCheck = await checkPythonSyntax(mainFile.content, "main.py", settings.python, signal);
@@ -137,9 +140,7 @@ export async function writeProgramFiles(context: JobContext, outDir: string, ove
   throwIfCancelled(signal);
   const writeStarted = performance.now();
   emit({ type: "stageStarted", stage: "write" });
-  const written = await writeProgram(outDir, files, { overwrite: overwrite || (program.outDir !== null && path.resolve(outDir) === program.outDir), signal }).catch((error) =>
-    stageFailed(context, "write", undefined, error),
-  );
+  const written = await writeProgram(outDir, files, { overwrite, signal, onNote: context.log }).catch((error) => stageFailed(context, "write", undefined, error));
   program.outDir = written.outDir;
   program.files = written.files.map((file) => path.join(written.outDir, file.path));
   for (const file of written.files) emit({ type: "fileWritten", path: path.join(written.outDir, file.path), kind: file.kind });

@@ -10,10 +10,10 @@ import type { LoadedModelInfo, ModelEvent, ModelState, ParamsOf, ResultOf } from
 import { roleNames } from "../schemas";
 import type { EngineSettings } from "../settings";
 import { defaultManifestPath, loadManifest, resolveProfile, resolveSingleModel, type ResolvedModels } from "../models/manifest";
-import { ModelHost } from "../models/modelHost";
+import { ModelHost, checkModelFiles } from "../models/modelHost";
 import { ModelsService } from "../models/modelsService";
 import { CancelledError, throwIfCancelled } from "../pipeline/structuredGeneration";
-import { toErrorInfo } from "./errors";
+import { EngineError, toErrorInfo } from "./errors";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 
@@ -62,6 +62,12 @@ export class ModelLifecycle {
     return this.host?.info ?? null;
   }
 
+  /** The smallest context of the loaded roles, or undefined when no models are loaded. */
+  loadedContextSize(): number | undefined {
+    const roles = this.host ? Object.values(this.host.info.roles) : [];
+    return roles.length ? Math.min(...roles.map((role) => role.contextSize)) : undefined;
+  }
+
   manifestPath(): string {
     return this.settings.manifestPath ? path.resolve(this.settings.manifestPath) : defaultManifestPath();
   }
@@ -73,11 +79,20 @@ export class ModelLifecycle {
   }
 
   runtime(): Promise<Llama> {
+    const gpu = this.settings.gpu;
     this.llama ??= getLlama({
-      gpu: this.settings.gpu,
+      gpu,
       build: "never",
+      progressLogs: false,
       logLevel: LlamaLogLevel.warn,
       logger: (level, message) => this.log(level === LlamaLogLevel.error || level === LlamaLogLevel.fatal ? "error" : "debug", `llama.cpp: ${message.trimEnd()}`),
+    }).catch((error: unknown) => {
+      if (gpu === "auto" || gpu === false) throw error;
+      const backend = gpu === "cuda" ? "CUDA" : gpu === "vulkan" ? "Vulkan" : "Metal";
+      throw new EngineError(
+        "GPU_UNAVAILABLE",
+        `${backend} is not available on this machine (node-llama-cpp has no working ${backend} build for ${process.platform}-${process.arch} here: ${(error as Error)?.name ?? error}). Use --gpu auto (setting gpu: "auto") to take the best backend there is, or --gpu cpu.`,
+      );
     });
     return this.llama;
   }
@@ -135,6 +150,9 @@ export class ModelLifecycle {
       this.state = "loading";
       this.emit({ type: "loading", progress: 0, message: `Loading profile ${resolved.profile}` });
       try {
+        // The files first: a wrong --model is named before the llama.cpp runtime starts.
+        await checkModelFiles(resolved);
+        throwIfCancelled(stop);
         const host = await ModelHost.load(await this.runtime(), resolved, this.settings, {
           signal: stop,
           onProgress: (progress, message) => this.emit({ type: "loading", progress, message }),

@@ -2,17 +2,20 @@
  * What one requirement has become so far: its sub-tasks in order, each with its spec, code and
  * syntax check. The engine's jobs fill it in; the user's edits replace parts of it.
  */
-import type { CodeState, ProgramSnapshot, ProgramSubTask } from "../protocol";
+import { randomUUID } from "node:crypto";
+import type { CodeState, OverwriteMode, ProgramSnapshot, ProgramSubTask } from "../protocol";
 import type { CodeArtifact, ResourceLimits, SubTask, SyntaxCheck, TaskSpec } from "../schemas";
 import { renderSpecMarkdown } from "../pipeline/requirementTransformation";
 import type { ProgramPart } from "../pipeline/assembleProgram";
 import type { VerificationState } from "../verify/report";
 
 export class Program {
+  /** Written into the program's gpiot.json: a folder with this id is the program's own to rewrite. */
+  readonly uid = randomUUID();
   subTasks: ProgramSubTask[] = [];
   outDir: string | null = null;
   /** Where the user asked the program to go, kept across review pauses. */
-  requestedOutput: { outDir: string; overwrite: boolean } | null = null;
+  requestedOutput: { outDir: string; overwrite: OverwriteMode } | null = null;
   files: string[] = [];
   busyJobs = 0;
   /** The last verification's rounds and the version kept (issue #5). */

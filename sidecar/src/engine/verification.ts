@@ -59,7 +59,7 @@ export async function runVerification(context: VerificationContext, plan: Verify
         assemble: () => {
           const ready = program.parts();
           if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date code.`);
-          return assembleProgram({ requirement: program.requirement, limits: program.limits, parts: ready.parts, generator: { profile: context.profile, createdAt: new Date().toISOString() } });
+          return assembleProgram({ requirement: program.requirement, limits: program.limits, parts: ready.parts, generator: { profile: context.profile, createdAt: new Date().toISOString() }, programId: program.uid });
         },
         regenerate: context.regenerate,
         emit: context.emit,

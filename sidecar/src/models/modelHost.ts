@@ -3,7 +3,7 @@
  * gets its own context (with its LoRA adapters, fixed per context) and one sequence. With the
  * default profile that is one base model and three contexts: the memory-saving layout.
  */
-import { access } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import {
   readGgufFileInfo,
   LlamaChatSession,
@@ -16,6 +16,7 @@ import {
 } from "node-llama-cpp";
 import { roleNames, type RoleName } from "../schemas";
 import { DEFAULT_CONTEXT_SIZE, defaultThreadCount, type EngineSettings } from "../settings";
+import { answerBudget } from "../pipeline/contextBudget";
 import type { GenerationRequest, GenerationResult, RoleModels, StopReason } from "../pipeline/structuredGeneration";
 import type { ResolvedModels } from "./manifest";
 import { detectHardware, insightsEstimator, planFit, type FitEstimator, type FitHardware, type FitPlan } from "./gpuFit";
@@ -58,12 +59,23 @@ export interface LoadOptions {
   estimator?: FitEstimator;
 }
 
+function describeNonFile(info: Awaited<ReturnType<typeof stat>>): string {
+  if (info.isDirectory()) return "a folder";
+  if (info.isFIFO()) return "a named pipe (FIFO)";
+  if (info.isSocket()) return "a socket";
+  if (info.isCharacterDevice() || info.isBlockDevice()) return "a device";
+  return "not a regular file";
+}
+
 async function readValidGguf(filePath: string, what: string) {
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
-    await access(filePath);
+    info = await stat(filePath);
   } catch {
     throw new ModelLoadError("MODEL_NOT_FOUND", `${what} not found: ${filePath}. If it belongs to a profile with a download source, fetch it with \`gpiot models pull <profile>\` (or the "Download models" command in VS Code).`);
   }
+  // Opening a FIFO or a device would wait for a writer, or read forever: only regular files are opened.
+  if (!info.isFile()) throw new ModelLoadError("MODEL_INVALID", `${what} ${filePath} is ${describeNonFile(info)}, not a GGUF file.`);
   try {
     return await readGgufFileInfo(filePath, { readTensorInfo: true, logWarnings: false });
   } catch (error) {
@@ -72,6 +84,32 @@ async function readValidGguf(filePath: string, what: string) {
 }
 
 type GgufInfo = Awaited<ReturnType<typeof readGgufFileInfo>>;
+
+/**
+ * Reads every model and adapter file a load needs (headers only) and checks each is what its
+ * place asks for: a model where a model goes, an adapter that fits its base. Returns the headers.
+ */
+export async function checkModelFiles(resolved: ResolvedModels): Promise<Map<string, GgufInfo>> {
+  const infos = new Map<string, GgufInfo>();
+  for (const modelPath of new Set(roleNames.map((role) => resolved.roles[role].modelPath))) {
+    const info = await readValidGguf(modelPath, "Model file");
+    const type = (info.metadata as Record<string, any>).general?.type;
+    if (type === "adapter")
+      throw new ModelLoadError(
+        "MODEL_INVALID",
+        `${modelPath} is a LoRA adapter (its GGUF general.type is "adapter"), not a model. Pass the base model as the model and the adapter in a profile's roles.<role>.adapters (models/manifest.json).`,
+      );
+    infos.set(modelPath, info);
+  }
+  for (const role of roleNames) {
+    const { modelPath, adapters } = resolved.roles[role];
+    for (const adapter of adapters) {
+      const adapterInfo = await readValidGguf(adapter.path, `${role.toUpperCase()} adapter file`);
+      checkAdapterMatchesBase(adapter.path, adapterInfo, modelPath, infos.get(modelPath)!);
+    }
+  }
+  return infos;
+}
 
 /** Checks an adapter against its base before llama.cpp sees it, to name the mismatch plainly. */
 export function checkAdapterMatchesBase(adapterPath: string, adapter: GgufInfo, basePath: string, base: GgufInfo): void {
@@ -117,15 +155,7 @@ export class ModelHost implements RoleModels {
     let contextSize = settings.contextSize ?? resolved.contextSize ?? DEFAULT_CONTEXT_SIZE;
 
     const modelPaths = [...new Set(roleNames.map((role) => resolved.roles[role].modelPath))];
-    const infos = new Map<string, GgufInfo>();
-    for (const modelPath of modelPaths) infos.set(modelPath, await readValidGguf(modelPath, "Model file"));
-    for (const role of roleNames) {
-      const { modelPath, adapters } = resolved.roles[role];
-      for (const adapter of adapters) {
-        const adapterInfo = await readValidGguf(adapter.path, `${role.toUpperCase()} adapter file`);
-        checkAdapterMatchesBase(adapter.path, adapterInfo, modelPath, infos.get(modelPath)!);
-      }
-    }
+    await checkModelFiles(resolved);
 
     // GPU fit: layers per model and one context size so that all three roles fit the device.
     let fit: FitPlan | null = null;
@@ -228,13 +258,27 @@ export class ModelHost implements RoleModels {
     const grammar = await this.grammarFor(request.jsonSchema);
     const session = new LlamaChatSession({ contextSequence: role.sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false, chatWrapper: role.chatWrapper ?? "auto" });
     role.chatWrapper ??= session.chatWrapper;
+    let maxTokens: number;
+    try {
+      const { contextText } = session.chatWrapper.generateContextState({
+        chatHistory: [
+          { type: "system", text: request.systemPrompt },
+          { type: "user", text: request.userPrompt },
+          { type: "model", response: [] },
+        ],
+      });
+      maxTokens = answerBudget(request.role, role.context.contextSize, contextText.tokenize(role.context.model.tokenizer).length, request.maxTokens);
+    } catch (error) {
+      session.dispose({ disposeSequence: false });
+      throw error;
+    }
     const started = performance.now();
     let firstTokenMs = -1;
     let tokenCount = 0;
     try {
       const result = await session.promptWithMeta(request.userPrompt, {
         grammar,
-        maxTokens: request.maxTokens,
+        maxTokens,
         signal: request.signal,
         stopOnAbortSignal: true,
         temperature: this.settings.temperature,

@@ -1,13 +1,17 @@
 /**
  * Assemble stage: the per-sub-task modules -> one runnable program: a module per sub-task,
  * `main.py` that wires them in order behind a command line, `README.md` from the specs and docs,
- * `requirements.txt`, and `gpiot.json` with what was generated (for re-assembly and history).
+ * `requirements.txt`, and `gpiot.json` with what was generated (for re-assembly and history), the
+ * program's id and the SHA-256 of every other file: what proves later that GPIoT wrote the folder
+ * and which of its files are still as GPIoT wrote them (see outputFolder.ts).
  *
  * Everything the assembler writes itself must compile whatever the model wrote: names from the
  * model only reach main.py inside JSON string literals.
  */
+import { randomUUID } from "node:crypto";
 import type { CodeArtifact, ResourceLimits, SubTask, TaskSpec } from "../schemas";
 import { runSignature } from "./codeGeneration";
+import { PROGRAM_MANIFEST, sha256 } from "./outputFolder";
 import { pythonIdentifier } from "./pythonNames";
 import { renderSpecMarkdown } from "./requirementTransformation";
 
@@ -22,6 +26,8 @@ export interface AssemblyInput {
   limits: ResourceLimits | null;
   parts: ProgramPart[];
   generator: { profile: string; createdAt: string };
+  /** Identifies the program across writes (its own folder may be rewritten); default: a new random id. */
+  programId?: string;
 }
 
 export interface ProgramFile {
@@ -252,11 +258,16 @@ export function assembleProgram(input: AssemblyInput): ProgramFile[] {
     { path: "main.py", content: renderMain(input, steps), kind: "main" },
     { path: "README.md", content: renderReadme(input, steps, requirements), kind: "readme" },
     { path: "requirements.txt", content: requirements.map((line) => `${line}\n`).join(""), kind: "requirements" },
-    {
-      path: "gpiot.json",
-      content: `${JSON.stringify({ requirement: input.requirement, limits: input.limits, generator: input.generator, pipeline: steps, parts: input.parts }, null, 2)}\n`,
-      kind: "manifest",
-    },
   );
+  const manifest = {
+    programId: input.programId ?? randomUUID(),
+    requirement: input.requirement,
+    limits: input.limits,
+    generator: input.generator,
+    pipeline: steps,
+    parts: input.parts,
+    files: files.map((file) => ({ path: file.path, sha256: sha256(file.content) })),
+  };
+  files.push({ path: PROGRAM_MANIFEST, content: `${JSON.stringify(manifest, null, 2)}\n`, kind: "manifest" });
   return files;
 }

@@ -81,11 +81,23 @@ suite("GPIoT: Synthesize Program", () => {
     assert.equal(readFileSync(path.join(outDir, "notes.txt"), "utf8"), "mine");
     assert.ok(api.ui.messages.some((message) => message.modal && /already exists/.test(message.message)), "the user was asked");
 
+    // Even after "Overwrite", a folder GPIoT did not write is not replaced: the engine refuses it.
     answer(api, [[/already exists/, "Overwrite"]]);
-    const replaced = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir, openEditors: false });
+    const notOurs = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir, openEditors: false });
+    assert.equal(notOurs.status, "failed");
+    assert.equal(notOurs.error?.code, "OUTPUT_EXISTS", notOurs.error?.message);
+    assert.deepEqual(readdirSync(outDir), ["notes.txt"]);
+    assert.equal(readFileSync(path.join(outDir, "notes.txt"), "utf8"), "mine");
+
+    // A folder GPIoT wrote is replaced after the question; the files the user added there stay.
+    const ours = path.join(workspaceDir(), "programs", "replace-me");
+    const first = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir: ours, openEditors: false });
+    assert.equal(first.status, "finished", first.error?.message);
+    writeFileSync(path.join(ours, "notes.txt"), "mine");
+    const replaced = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir: ours, openEditors: false });
     assert.equal(replaced.status, "finished", replaced.error?.message);
-    assert.equal(existsSync(path.join(outDir, "notes.txt")), false);
-    assert.ok(existsSync(path.join(outDir, "main.py")));
+    assert.equal(readFileSync(path.join(ours, "notes.txt"), "utf8"), "mine");
+    assert.ok(existsSync(path.join(ours, "main.py")));
   });
 
   test("a requirement document (multi-line) is synthesized from its CodeLens command", async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,20 +19,29 @@ test("a fresh folder never reuses a non-empty one", async () => {
   }
 });
 
-test("after an interrupted write: partial folders go, a moved-aside folder comes back", async () => {
+test("after an interrupted write: a moved-aside folder comes back with the user's files, unmarked folders stay", async () => {
   const parent = mkdtempSync(path.join(os.tmpdir(), "gpiot-folders-"));
   try {
     const target = path.join(parent, "prog");
-    mkdirSync(path.join(parent, ".prog.gpiot-partial-abcd"));
-    writeFileSync(path.join(parent, ".prog.gpiot-partial-abcd", "main.py"), "half");
-    mkdirSync(path.join(parent, ".prog.gpiot-previous-abcd"));
-    writeFileSync(path.join(parent, ".prog.gpiot-previous-abcd", "main.py"), "old");
-    mkdirSync(path.join(parent, ".other.gpiot-partial-ffff"));
+    const deadPid = spawnSync(process.execPath, ["-e", ""]).pid!;
+    const staging = path.join(parent, ".prog.gpiot-partial-abcd1234");
+    const previous = path.join(parent, ".prog.gpiot-previous-abcd1234");
+    mkdirSync(staging);
+    writeFileSync(path.join(staging, "main.py"), "half");
+    writeFileSync(path.join(staging, "notes.txt"), "the user's, moved in before the crash");
+    const marker = { writer: "gpiot", pid: deadPid, startToken: "linux:1", host: os.hostname(), target: "prog", suffix: "abcd1234", files: ["main.py"], keep: ["notes.txt"], remove: ["main.py"] };
+    writeFileSync(path.join(staging, ".gpiot-write.json"), JSON.stringify(marker));
+    mkdirSync(previous);
+    writeFileSync(path.join(previous, "main.py"), "old");
+    mkdirSync(path.join(parent, ".other.gpiot-partial-ffffffff"));
+    writeFileSync(path.join(parent, ".other.gpiot-partial-ffffffff", "data.csv"), "no marker: not provably GPIoT's");
     const touched = await cleanupPartialOutput(target);
-    assert.equal(touched.length, 2);
-    assert.equal(existsSync(path.join(parent, ".prog.gpiot-partial-abcd")), false);
+    assert.ok(touched.length >= 1, touched.join("; "));
+    assert.equal(existsSync(staging), false);
+    assert.equal(existsSync(previous), false);
     assert.equal(readFileSync(path.join(target, "main.py"), "utf8"), "old", "the user's previous program is restored");
-    assert.equal(existsSync(path.join(parent, ".other.gpiot-partial-ffff")), true, "other programs' folders are left alone");
+    assert.equal(readFileSync(path.join(target, "notes.txt"), "utf8"), "the user's, moved in before the crash");
+    assert.equal(existsSync(path.join(parent, ".other.gpiot-partial-ffffffff", "data.csv")), true, "other folders are left alone");
   } finally {
     rmSync(parent, { recursive: true, force: true });
   }
