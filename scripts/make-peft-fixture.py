@@ -8,18 +8,26 @@ What it writes, all from one fixed seed:
   adapter/adapter_config.json, adapter/adapter_model.safetensors
       a real PEFT LoRA adapter on it (r=8, alpha=16, q/k/v/o_proj and down_proj) with
       random, non-zero A and B, stored as bfloat16
+  adapter-<variant>/adapter_config.json, adapter-<variant>/adapter_model.safetensors
+      LoRA adapters whose options change the scaling per module, each with its own seed:
+        rank-pattern    rank_pattern gives q_proj r=4 and layer 1's down_proj r=12 (alpha 16)
+        alpha-pattern   alpha_pattern gives v_proj alpha 32 and layer 0's o_proj alpha 4 (r=8)
+        rslora          use_rslora (scale alpha / sqrt(r) instead of alpha / r)
+        rslora-patterns use_rslora with both patterns
+        rslora-rank-pattern  use_rslora with rank_pattern only
   reference.safetensors, reference.json
       float32 logits from transformers for a fixed token sequence, without the adapter
-      ("logits_base") and with it ("logits_lora"), plus the token ids and the settings
+      ("logits_base"), with it ("logits_lora"), and with each variant ("logits_<variant>"),
+      plus the token ids and the settings
 
 Every weight is rounded to its stored precision before the reference logits are computed,
 so the files hold exactly the values the references were computed from.
 
-Needs: torch, transformers, peft, safetensors (see shared/RECIPES.md for the offline pip mirror):
-  python3 -m venv /tmp/peftvenv && PIP_INDEX_URL=file:///opt/pypi/simple \
-    /tmp/peftvenv/bin/pip install torch transformers peft safetensors
+Needs: torch, transformers, peft, safetensors:
+  python3 -m venv /tmp/peftvenv && /tmp/peftvenv/bin/pip install torch transformers peft safetensors
   /tmp/peftvenv/bin/python scripts/make-peft-fixture.py [OUT_DIR]
 """
+import copy
 import json
 import os
 import sys
@@ -35,6 +43,18 @@ TOKENS = [1, 17, 42, 260, 5, 99, 123, 7, 250, 64, 3, 200, 11, 150, 77, 2]
 
 torch.manual_seed(SEED)
 torch.set_grad_enabled(False)
+
+
+def save_adapter(peft_model, adapter_dir):
+    """Saves the adapter with its A and B stored as bfloat16, without the generated README."""
+    peft_model.save_pretrained(adapter_dir, safe_serialization=True)
+    adapter_file = os.path.join(adapter_dir, "adapter_model.safetensors")
+    saved = load_file(adapter_file)
+    save_file({name: tensor.to(torch.bfloat16).contiguous() for name, tensor in saved.items()}, adapter_file, metadata={"format": "pt"})
+    readme = os.path.join(adapter_dir, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+
 
 config = LlamaConfig(
     vocab_size=300,
@@ -69,6 +89,8 @@ for name, param in model.named_parameters():
 
 input_ids = torch.tensor([TOKENS])
 logits_base = model(input_ids=input_ids).logits[0].float().clone()
+# get_peft_model changes the model it wraps: the variants below start from this untouched copy.
+pristine = copy.deepcopy(model)
 
 hf_dir = os.path.join(OUT, "hf-llama")
 os.makedirs(hf_dir, exist_ok=True)
@@ -95,16 +117,33 @@ for name, param in peft_model.named_parameters():
         param.copy_((0.12 * torch.randn_like(param)).to(torch.bfloat16).to(torch.float32))
 logits_lora = peft_model(input_ids=input_ids).logits[0].float().clone()
 
-adapter_dir = os.path.join(OUT, "adapter")
-peft_model.save_pretrained(adapter_dir, safe_serialization=True)
-adapter_file = os.path.join(adapter_dir, "adapter_model.safetensors")
-saved = load_file(adapter_file)
-save_file({name: tensor.to(torch.bfloat16).contiguous() for name, tensor in saved.items()}, adapter_file, metadata={"format": "pt"})
-readme = os.path.join(adapter_dir, "README.md")
-if os.path.exists(readme):
-    os.remove(readme)
+save_adapter(peft_model, os.path.join(OUT, "adapter"))
 
-save_file({"logits_base": logits_base.contiguous(), "logits_lora": logits_lora.contiguous()}, os.path.join(OUT, "reference.safetensors"))
+
+
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]
+VARIANTS = {
+    "rank-pattern": dict(r=8, lora_alpha=16, rank_pattern={"q_proj": 4, "model.layers.1.mlp.down_proj": 12}),
+    "alpha-pattern": dict(r=8, lora_alpha=16, alpha_pattern={"v_proj": 32, "model.layers.0.self_attn.o_proj": 4}),
+    "rslora": dict(r=8, lora_alpha=16, use_rslora=True),
+    "rslora-patterns": dict(r=8, lora_alpha=16, use_rslora=True, rank_pattern={"k_proj": 2, "layers.0.mlp.down_proj": 16}, alpha_pattern={"q_proj": 6, "model.layers.1.self_attn.v_proj": 40}),
+    "rslora-rank-pattern": dict(r=8, lora_alpha=16, use_rslora=True, rank_pattern={"o_proj": 32, "v_proj": 2}),
+}
+variant_logits = {}
+for index, (variant, options) in enumerate(VARIANTS.items()):
+    torch.manual_seed(SEED + 1 + index)
+    variant_model = get_peft_model(
+        copy.deepcopy(pristine),
+        LoraConfig(lora_dropout=0.0, target_modules=TARGETS, bias="none", task_type="CAUSAL_LM", init_lora_weights=False, **options),
+    ).eval()
+    for name, param in variant_model.named_parameters():
+        if "lora_A" in name or "lora_B" in name:
+            param.copy_((0.12 * torch.randn_like(param)).to(torch.bfloat16).to(torch.float32))
+    variant_logits[f"logits_{variant}"] = variant_model(input_ids=input_ids).logits[0].float().clone().contiguous()
+    save_adapter(variant_model, os.path.join(OUT, f"adapter-{variant}"))
+
+save_file({"logits_base": logits_base.contiguous(), "logits_lora": logits_lora.contiguous(), **variant_logits}, os.path.join(OUT, "reference.safetensors"))
 diff = (logits_lora - logits_base).abs().max().item()
 with open(os.path.join(OUT, "reference.json"), "w") as f:
     json.dump(
@@ -112,7 +151,8 @@ with open(os.path.join(OUT, "reference.json"), "w") as f:
             "tokens": TOKENS,
             "seed": SEED,
             "torch": torch.__version__,
-            "note": "logits_* in reference.safetensors are float32 [len(tokens), vocab_size] from transformers (eager attention); the adapter is applied at scale lora_alpha / r",
+            "note": "logits_* in reference.safetensors are float32 [len(tokens), vocab_size] from transformers (eager attention); the adapter is applied at scale lora_alpha / r, the variants at PEFT's scale for each module",
+            "variants": {variant: {key: value for key, value in options.items()} for variant, options in VARIANTS.items()},
             "logitStd": {"base": logits_base.std().item(), "lora": logits_lora.std().item()},
             "maxAbsDiffLoraVsBase": diff,
         },

@@ -19,6 +19,97 @@ import { FailureKind, VerificationStateSchema, VerifyFailureSchema, VerifyReport
 
 export const PROTOCOL_VERSION = 1;
 
+// ---- text that reaches the filesystem, a process or a prompt ----
+/** Longest path accepted (Linux PATH_MAX). */
+export const MAX_PATH_CHARS = 4096;
+/** Longest id or profile name accepted. */
+export const MAX_NAME_CHARS = 256;
+/** Longest string of any kind; prose has tighter limits where it is used (e.g. REQUIREMENT_TOO_LONG). */
+export const MAX_TEXT_CHARS = 1_000_000;
+
+function codePoint(code: number): string {
+  return `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/**
+ * Why a string cannot be accepted, or null. Every string: no NUL, no lone UTF-16 surrogate (not
+ * Unicode text: it cannot even be written as UTF-8), no control character other than tab, line feed
+ * and carriage return. A `line` (a path, an id, a name) also has no tab, line break or U+2028/U+2029.
+ */
+export function textProblem(text: string, kind: "text" | "line" = "text"): string | null {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0) return `contains a NUL character (U+0000) at position ${i}`;
+    if (code >= 0xd800 && code <= 0xdfff) {
+      const next = text.charCodeAt(i + 1);
+      if (code <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+        i++;
+        continue;
+      }
+      return `contains a lone surrogate (${codePoint(code)}) at position ${i}, which is not valid Unicode text`;
+    }
+    const lineBreak = code === 0x09 || code === 0x0a || code === 0x0d;
+    if ((code < 0x20 && !(lineBreak && kind === "text")) || (code >= 0x7f && code <= 0x9f)) return `contains the control character ${codePoint(code)} at position ${i}`;
+    if (kind === "line" && (code === 0x2028 || code === 0x2029)) return `contains a line separator (${codePoint(code)}) at position ${i}`;
+  }
+  return null;
+}
+
+function checkText(kind: "text" | "line") {
+  return (value: string, ctx: z.RefinementCtx) => {
+    const problem = textProblem(value, kind);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  };
+}
+
+/** A file or folder path: one line of text, at most MAX_PATH_CHARS. */
+export const PathText = z.string().min(1).max(MAX_PATH_CHARS).superRefine(checkText("line"));
+/** An id or a profile name: one line of text, at most MAX_NAME_CHARS. */
+export const NameText = z.string().min(1).max(MAX_NAME_CHARS).superRefine(checkText("line"));
+/** Prose for a prompt (requirement, constraints): line breaks allowed, at most MAX_TEXT_CHARS. */
+export const ProseText = z.string().max(MAX_TEXT_CHARS).superRefine(checkText("text"));
+
+/** The first string (or object key) anywhere in `value` that breaks the rules of textProblem. */
+export function findUnsafeText(value: unknown): { path: PropertyKey[]; problem: string } | null {
+  const stack: { value: unknown; path: PropertyKey[] }[] = [{ value, path: [] }];
+  while (stack.length) {
+    const { value: current, path } = stack.pop()!;
+    if (typeof current === "string") {
+      const problem = current.length > MAX_TEXT_CHARS ? `is ${current.length} characters long; the limit is ${MAX_TEXT_CHARS}` : textProblem(current);
+      if (problem) return { path, problem };
+    } else if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i--) stack.push({ value: current[i], path: [...path, i] });
+    } else if (typeof current === "object" && current !== null) {
+      const entries = Object.entries(current);
+      for (const [key] of entries) {
+        const problem = textProblem(key, "line");
+        if (problem) return { path, problem: `has a member name that ${problem}` };
+      }
+      for (let i = entries.length - 1; i >= 0; i--) stack.push({ value: entries[i][1], path: [...path, entries[i][0]] });
+    }
+  }
+  return null;
+}
+
+/** Adds the rules of textProblem, for every string inside, to a schema. */
+export function withSafeText<T extends z.ZodType>(schema: T): T {
+  return schema.superRefine((value, ctx) => {
+    const unsafe = findUnsafeText(value);
+    if (unsafe) ctx.addIssue({ code: "custom", path: unsafe.path, message: unsafe.problem });
+  }) as T;
+}
+
+/** `initialize`'s `initializationOptions`: the engine settings, with every path checked as a path. */
+export const InitializationOptionsSchema = withSafeText(
+  EngineSettingsSchema.extend({
+    python: PathText.default("python3"),
+    profile: NameText.optional(),
+    modelPath: PathText.optional(),
+    manifestPath: PathText.optional(),
+    modelsDir: PathText.optional(),
+  }),
+);
+
 /** Error codes in `ResponseError.data.code` and `jobFailed.error.code`. */
 export const ErrorCode = z.enum([
   "INVALID_PARAMS",
@@ -221,6 +312,9 @@ export const ProfileSummarySchema = z.object({
 
 const empty = z.object({}).strict().optional();
 
+/** What to verify; the data file the user names is a path. */
+const VerifyParamsSchema = VerifyRequestSchema.extend({ dataFile: PathText.optional() });
+
 // Models: downloads, removal, GPU fit
 export const PullPlanSchema = z.object({
   profile: z.string(),
@@ -286,7 +380,8 @@ interface NotificationDefinition<P extends z.ZodType> {
   direction: "serverToClient";
   params: P;
 }
-const request = <P extends z.ZodType, R extends z.ZodType>(method: string, params: P, result: R): RequestDefinition<P, R> => ({ method, direction: "clientToServer", params, result });
+/** Every request's params also pass findUnsafeText: no string anywhere in them may hold NUL, a lone surrogate or a control character. */
+const request = <P extends z.ZodType, R extends z.ZodType>(method: string, params: P, result: R): RequestDefinition<P, R> => ({ method, direction: "clientToServer", params: withSafeText(params), result });
 const notification = <P extends z.ZodType>(method: string, params: P): NotificationDefinition<P> => ({ method, direction: "serverToClient", params });
 
 export const requests = {
@@ -316,7 +411,7 @@ export const requests = {
    */
   loadModels: request(
     "gpiot/loadModels",
-    z.object({ profile: z.string().min(1).optional(), modelPath: z.string().min(1).optional() }).strict(),
+    z.object({ profile: NameText.optional(), modelPath: PathText.optional() }).strict(),
     LoadedModelInfoSchema,
   ),
   /** Frees the models. Fails with PROGRAM_BUSY while a job runs. */
@@ -332,13 +427,13 @@ export const requests = {
     "gpiot/synthesize",
     z
       .object({
-        requirement: z.string(),
-        constraints: z.string().optional(),
-        outDir: z.string().min(1).optional(),
+        requirement: ProseText,
+        constraints: ProseText.optional(),
+        outDir: PathText.optional(),
         overwrite: OverwriteMode.default("never"),
         review: ReviewMode.default("none"),
         /** Verify (and repair) the program after assembly; running it needs consent. */
-        verify: VerifyRequestSchema.optional(),
+        verify: VerifyParamsSchema.optional(),
         /** false: the client's workspace is untrusted, so nothing generated may run. */
         workspaceTrusted: z.boolean().optional(),
       })
@@ -346,29 +441,29 @@ export const requests = {
     z.object({ jobId: z.string(), programId: z.string() }),
   ),
   /** Cancels a queued or running job; a running generation stops at the next token. */
-  cancel: request("gpiot/cancel", z.object({ jobId: z.string() }).strict(), z.object({ cancelled: z.boolean(), state: z.enum(["queued", "running", "finished", "unknown"]) })),
-  getProgram: request("gpiot/getProgram", z.object({ programId: z.string() }).strict(), ProgramSnapshotSchema),
+  cancel: request("gpiot/cancel", z.object({ jobId: NameText }).strict(), z.object({ cancelled: z.boolean(), state: z.enum(["queued", "running", "finished", "unknown"]) })),
+  getProgram: request("gpiot/getProgram", z.object({ programId: NameText }).strict(), ProgramSnapshotSchema),
   /**
    * Replaces the program's sub-task list (edit, add, delete, reorder). Entries with a known id keep
    * their spec and code when their text is unchanged; the rest need specs and code again.
    */
   updateSubTasks: request(
     "gpiot/updateSubTasks",
-    z.object({ programId: z.string(), subTasks: z.array(z.object({ id: z.string().optional(), subTask: SubTaskSchema })).min(1).max(12) }).strict(),
+    z.object({ programId: NameText, subTasks: z.array(z.object({ id: NameText.optional(), subTask: SubTaskSchema })).min(1).max(12) }).strict(),
     ProgramSnapshotSchema,
   ),
   /** Replaces one sub-task's spec with the user's edit; its code becomes stale. */
-  updateSpec: request("gpiot/updateSpec", z.object({ programId: z.string(), subTaskId: z.string(), spec: TaskSpecSchema }).strict(), ProgramSnapshotSchema),
+  updateSpec: request("gpiot/updateSpec", z.object({ programId: NameText, subTaskId: NameText, spec: TaskSpecSchema }).strict(), ProgramSnapshotSchema),
   /** Queues the rest of a reviewed program: missing specs, missing or stale code, assembly. */
   continue: request(
     "gpiot/continue",
-    z.object({ programId: z.string(), review: ReviewMode.default("none"), outDir: z.string().min(1).optional(), overwrite: OverwriteMode.optional() }).strict(),
+    z.object({ programId: NameText, review: ReviewMode.default("none"), outDir: PathText.optional(), overwrite: OverwriteMode.optional() }).strict(),
     z.object({ jobId: z.string() }),
   ),
   /** Queues a new spec (then code) or new code for one sub-task, from its current, possibly edited, text. */
   regenerate: request(
     "gpiot/regenerate",
-    z.object({ programId: z.string(), subTaskId: z.string(), stage: z.enum(["spec", "code"]) }).strict(),
+    z.object({ programId: NameText, subTaskId: NameText, stage: z.enum(["spec", "code"]) }).strict(),
     z.object({ jobId: z.string() }),
   ),
   /**
@@ -377,7 +472,7 @@ export const requests = {
    */
   assemble: request(
     "gpiot/assemble",
-    z.object({ programId: z.string(), outDir: z.string().min(1).optional(), overwrite: OverwriteMode.default("never") }).strict(),
+    z.object({ programId: NameText, outDir: PathText.optional(), overwrite: OverwriteMode.default("never") }).strict(),
     z.object({ jobId: z.string() }),
   ),
   // Verify and repair
@@ -388,12 +483,12 @@ export const requests = {
    */
   verify: request(
     "gpiot/verify",
-    z.object({ programId: z.string(), workspaceTrusted: z.boolean().optional() }).extend(VerifyRequestSchema.shape).strict(),
+    z.object({ programId: NameText, workspaceTrusted: z.boolean().optional() }).extend(VerifyParamsSchema.shape).strict(),
     z.object({ jobId: z.string() }),
   ),
   // Models: downloads, removal, GPU fit
   /** What `pullModel` would fetch for a profile: files, sizes, what is already there. Opens no connection. */
-  pullPlan: request("gpiot/pullPlan", z.object({ profile: z.string().min(1).optional() }).strict(), PullPlanSchema),
+  pullPlan: request("gpiot/pullPlan", z.object({ profile: NameText.optional() }).strict(), PullPlanSchema),
   /**
    * Downloads (and converts) the missing files of a profile: the explicit request a client sends once
    * the user agreed. Progress arrives as `gpiot/pullProgress` with `pullId`; `gpiot/cancelPull` stops
@@ -401,18 +496,18 @@ export const requests = {
    */
   pullModel: request(
     "gpiot/pullModel",
-    z.object({ profile: z.string().min(1).optional(), pullId: z.string().min(1).optional() }).strict(),
+    z.object({ profile: NameText.optional(), pullId: NameText.optional() }).strict(),
     z.object({ pullId: z.string(), profile: z.string(), files: z.array(z.object({ path: z.string(), action: z.enum(["present", "download", "convert"]), bytes: z.number(), resumed: z.boolean().optional() })) }),
   ),
-  cancelPull: request("gpiot/cancelPull", z.object({ pullId: z.string() }).strict(), z.object({ cancelled: z.boolean() })),
+  cancelPull: request("gpiot/cancelPull", z.object({ pullId: NameText }).strict(), z.object({ cancelled: z.boolean() })),
   /** Deletes the profile's downloaded files that no other profile uses (never files outside the models folder). */
   removeModel: request(
     "gpiot/removeModel",
-    z.object({ profile: z.string().min(1) }).strict(),
+    z.object({ profile: NameText }).strict(),
     z.object({ profile: z.string(), removed: z.array(z.string()), kept: z.array(z.object({ path: z.string(), reason: z.string() })), freedBytes: z.number() }),
   ),
   /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
-  modelFit: request("gpiot/modelFit", z.object({ profile: z.string().min(1).optional() }).strict(), ModelFitSchema),
+  modelFit: request("gpiot/modelFit", z.object({ profile: NameText.optional() }).strict(), ModelFitSchema),
 } as const;
 
 export const notifications = {

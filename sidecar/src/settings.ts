@@ -64,6 +64,11 @@ export const EngineSettingsSchema = z.object({
   modelsDir: z.string().min(1).optional(),
   /** Base URL used for `hf:` sources instead of https://huggingface.co/ (a mirror). */
   downloadEndpoint: z.string().url().optional(),
+  /**
+   * A download fails when the server sends nothing for this long (read timeout); connecting may take
+   * at most 10 s of it (connect timeout). Default 30 s.
+   */
+  downloadTimeoutMs: z.number().int().min(100).max(600_000).optional(),
   // Verify and repair
   verify: VerifySettingsSchema.default(VerifySettingsSchema.parse({})),
 });

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -22,18 +22,19 @@ let server: http.Server;
 let endpoint: string;
 let connections = 0;
 
-function gpiot(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function gpiot(args: string[], env: NodeJS.ProcessEnv = {}, onStart?: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, GPIOT_OFFLINE: "", HF_HUB_OFFLINE: "", ...env } });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
+    onStart?.(child);
+    child.stdout!.on("data", (chunk) => (stdout += chunk));
+    child.stderr!.on("data", (chunk) => (stderr += chunk));
     const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
     child.on("error", reject);
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, signal, stdout, stderr });
     });
   });
 }
@@ -154,5 +155,98 @@ describe("gpiot models", () => {
     assert.match(bad.stderr, /Cannot read the base model .*nope\.gguf/);
     const usage = await gpiot(["models", "import-peft", path.join(fixtureDir, "adapter")]);
     assert.equal(usage.code, 2);
+  });
+
+  test("import-peft: per-module scales convert and are reported; an option it cannot carry is named", async () => {
+    const patterned = await gpiot(["models", "import-peft", path.join(fixtureDir, "adapter-rslora-patterns"), "--base", path.join(scratch, "fixture-base.gguf"), "--out", path.join(scratch, "patterned.gguf")]);
+    assert.equal(patterned.code, 0, patterned.stderr);
+    assert.match(patterned.stdout, /LoRA r=2\/8\/16, alpha 45\.25/);
+    assert.match(patterned.stdout, /6 module\(s\) have their own scale/);
+    const dir = path.join(scratch, "lora-bias-adapter");
+    cpSync(path.join(fixtureDir, "adapter"), dir, { recursive: true });
+    const config = JSON.parse(readFileSync(path.join(dir, "adapter_config.json"), "utf8"));
+    writeFileSync(path.join(dir, "adapter_config.json"), JSON.stringify({ ...config, lora_bias: true }));
+    const refused = await gpiot(["models", "import-peft", dir, "--base", path.join(scratch, "fixture-base.gguf"), "--out", path.join(scratch, "refused.gguf")]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /lora_bias is set/);
+    assert.equal(existsSync(path.join(scratch, "refused.gguf")), false);
+  });
+});
+
+describe("gpiot models pull when the network fails", () => {
+  let silent: net.Server;
+  let silentConnections = 0;
+  const silentSockets = new Set<net.Socket>();
+  let refusedPort: number;
+  let manifest: string;
+
+  before(async () => {
+    silent = net.createServer((socket) => {
+      silentConnections += 1;
+      silentSockets.add(socket);
+      socket.on("close", () => silentSockets.delete(socket));
+      socket.on("error", () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    refusedPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    manifest = path.join(scratch, "network-manifest.json");
+    const profile = (source: string) => ({ base: { source }, contextSize: 256 });
+    writeFileSync(
+      manifest,
+      JSON.stringify({
+        version: 1,
+        defaultProfile: "refused",
+        profiles: { refused: profile(`http://127.0.0.1:${refusedPort}/m.gguf`), silent: profile(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/m.gguf`) },
+      }),
+    );
+  });
+
+  after(async () => {
+    for (const socket of silentSockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  const pull = (profile: string, ...extra: string[]) => ["models", "pull", profile, "--manifest", manifest, "--models-dir", path.join(scratch, "network-models"), "--yes", ...extra];
+
+  test("a server that refuses: a clear message within seconds, exit 1", async () => {
+    const started = performance.now();
+    const { code, stderr } = await gpiot(pull("refused"));
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, new RegExp(`Cannot download http://127\\.0\\.0\\.1:${refusedPort}/m\\.gguf: 127\\.0\\.0\\.1:${refusedPort} refused the connection`));
+    assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+    assert.ok(seconds < 20, `took ${seconds.toFixed(1)} s`);
+  });
+
+  test("a server that accepts and stalls: the read timeout ends the pull with a clear message, exit 1", async () => {
+    const { code, stderr } = await gpiot(pull("silent", "--timeout", "1"));
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /sent nothing for 1 s \(read timeout\)\. Run the pull again to continue where it stopped/);
+    const usage = await gpiot(pull("silent", "--timeout=-3"));
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--timeout expects seconds/);
+  });
+
+  test("the first Ctrl+C stops a stalled pull at once, exit 130", async () => {
+    silentConnections = 0;
+    let sentAt = 0;
+    const result = await gpiot(pull("silent"), {}, (child) => {
+      const poll = setInterval(() => {
+        if (silentConnections === 0) return;
+        clearInterval(poll);
+        sentAt = performance.now();
+        child.kill("SIGINT");
+      }, 20);
+      child.once("exit", () => clearInterval(poll));
+    });
+    const seconds = (performance.now() - sentAt) / 1000;
+    assert.equal(result.code, 130, `${result.signal} ${result.stderr}`);
+    assert.match(result.stderr, /Interrupted: stopping the download/);
+    assert.match(result.stderr, /cancelled; the part already fetched is kept/);
+    assert.ok(sentAt > 0 && seconds < 10, `exited ${seconds.toFixed(1)} s after Ctrl+C`);
   });
 });

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -130,8 +130,6 @@ describe("model requests over the sidecar", () => {
     slow = true;
     const cancelRequests: Promise<unknown>[] = [];
     sidecar.client.onPullProgress((event) => {
-      // ipull writes and records 5 MiB chunks, 3 streams at a time: cancel once each stream has completed
-      // one (3 x 5 MiB < 75% of 26 MiB), so there is something to resume.
       if (cancelRequests.length === 0 && event.phase === "download" && event.bytes > 0.75 * big.length) cancelRequests.push(sidecar.client.request("cancelPull", { pullId: "slow" }));
     });
     const error = await rpcError(sidecar.client.request("pullModel", { profile: "big", pullId: "slow" }));
@@ -144,5 +142,60 @@ describe("model requests over the sidecar", () => {
     assert.equal(plan.items[0].resumable, true);
     await sidecar.client.request("pullModel", { profile: "big" });
     assert.ok(readFileSync(path.join(scratch, "models", "big.gguf")).equals(big));
+  });
+});
+
+describe("model requests when the network fails", () => {
+  test("a refused connection and a silent server fail with named errors in seconds; cancelPull stops a stalled pull at once", async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const refusedPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const manifestPath = path.join(scratch, "network-manifest.json");
+    writeFileSync(
+      manifestPath,
+      JSON.stringify({
+        version: 1,
+        defaultProfile: "refused",
+        profiles: {
+          refused: { base: { source: `http://127.0.0.1:${refusedPort}/m.gguf` } },
+          silent: { base: { source: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/m.gguf` } },
+        },
+      }),
+    );
+    try {
+      const sidecar = await start({ manifestPath, downloadTimeoutMs: 1000 });
+      let started = performance.now();
+      const refused = await rpcError(sidecar.client.request("pullModel", { profile: "refused" }));
+      assert.equal(refused.data?.code, "DOWNLOAD_FAILED");
+      assert.match(refused.message, /refused the connection/);
+      assert.ok(performance.now() - started < 10_000);
+
+      started = performance.now();
+      const stalled = await rpcError(sidecar.client.request("pullModel", { profile: "silent" }));
+      assert.equal(stalled.data?.code, "DOWNLOAD_FAILED");
+      assert.match(stalled.message, /sent nothing for 1 s \(read timeout\)/);
+      assert.ok(performance.now() - started < 10_000);
+
+      const patient = await start({ manifestPath });
+      const pulling = rpcError(patient.client.request("pullModel", { profile: "silent", pullId: "stuck" }));
+      while (sockets.size === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      started = performance.now();
+      assert.deepEqual(await patient.client.request("cancelPull", { pullId: "stuck" }), { cancelled: true });
+      const cancelled = await pulling;
+      assert.equal(cancelled.data?.code, "CANCELLED");
+      assert.ok(performance.now() - started < 5000, `the pull ended ${performance.now() - started} ms after the cancel`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

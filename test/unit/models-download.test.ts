@@ -9,7 +9,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -189,7 +189,6 @@ describe("downloadVerifiedFile", () => {
   });
 
   test("cancel mid-download keeps the partial file aside; the next download resumes and fetches less than the whole file", async (t) => {
-    // 5 MiB is ipull's resume granularity: with 21 MiB in 5 chunks some chunks complete before the cancel.
     const body = fakeGguf(21 * 1024 * 1024);
     mirror.files.set("org/Model-GGUF/big.gguf", { body, chunk: 64 * 1024, delayMs: 4 });
     mirror.reset();
@@ -240,6 +239,155 @@ describe("downloadVerifiedFile", () => {
     assert.equal(mirror.connections, 0);
     assert.equal(mirror.requests.length, 0);
     assert.equal(existsSync(path.dirname(destination)), false, "not even the folder is created");
+  });
+});
+
+/** A loopback port where nothing listens: connections are refused at once. */
+async function refusingPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/**
+ * A loopback server that accepts connections and then says nothing; with `headers`, it sends the
+ * headers and the first 4 KiB of `body` and then nothing, but serves a Range request in full.
+ */
+async function stallingServer(mode: "silent" | "headers", body: Buffer = Buffer.alloc(0)): Promise<{ endpoint: string; sockets: Set<net.Socket>; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    if (mode === "silent") socket.resume();
+    if (mode === "headers") {
+      socket.once("data", (request) => {
+        const range = /range: bytes=(\d+)-(\d+)/i.exec(request.toString("latin1"));
+        if (range) {
+          const [start, end] = [Number(range[1]), Number(range[2])];
+          socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start + 1}\r\ncontent-range: bytes ${start}-${end}/${body.length}\r\nconnection: close\r\n\r\n`), body.subarray(start, end + 1)]));
+          return;
+        }
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\naccept-ranges: bytes\r\n\r\n`);
+        socket.write(body.subarray(0, 4096));
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    sockets,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+async function timed<T>(promise: Promise<T>): Promise<{ error: ModelsError; ms: number }> {
+  const started = performance.now();
+  try {
+    await promise;
+  } catch (error) {
+    return { error: error as ModelsError, ms: performance.now() - started };
+  }
+  assert.fail("the download was expected to fail");
+}
+
+describe("unreachable, silent and stalling servers", () => {
+  test("a refused connection fails at once with a message that says so", async () => {
+    const port = await refusingPort();
+    const destination = path.join(work, "refused", "m.gguf");
+    const { error, ms } = await timed(downloadVerifiedFile({ source: "hf:org/Model-GGUF/m.gguf", destination, endpoint: `http://127.0.0.1:${port}/`, offline: false }));
+    assert.equal(error.code, "DOWNLOAD_FAILED", error.message);
+    assert.match(error.message, new RegExp(`Cannot download hf:org/Model-GGUF/m\\.gguf: 127\\.0\\.0\\.1:${port} refused the connection`));
+    assert.ok(ms < 5000, `took ${ms} ms`);
+    assert.equal(existsSync(destination), false);
+  });
+
+  test("a server that accepts and says nothing fails after the read timeout", async () => {
+    const server = await stallingServer("silent");
+    try {
+      const destination = path.join(work, "silent", "m.gguf");
+      const { error, ms } = await timed(downloadVerifiedFile({ source: "hf:org/Model-GGUF/m.gguf", destination, endpoint: server.endpoint, offline: false, timeouts: { readMs: 1500 } }));
+      assert.equal(error.code, "DOWNLOAD_FAILED", error.message);
+      assert.match(error.message, /sent nothing for 1\.5 s \(read timeout\)/);
+      assert.ok(ms >= 1400 && ms < 10_000, `took ${ms} ms`);
+      for (let waited = 0; server.sockets.size > 0 && waited < 3000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(server.sockets.size, 0, "the connection is closed");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a transfer that stalls mid-file fails after the read timeout and keeps what came for the next pull", async () => {
+    const body = fakeGguf(64 * 1024);
+    const server = await stallingServer("headers", body);
+    const destination = path.join(work, "stalled", "m.gguf");
+    try {
+      const { error, ms } = await timed(downloadVerifiedFile({ source: "hf:org/Model-GGUF/m.gguf", destination, endpoint: server.endpoint, offline: false, timeouts: { readMs: 1000 } }));
+      assert.equal(error.code, "DOWNLOAD_FAILED", error.message);
+      assert.match(error.message, /sent nothing for 1 s \(read timeout\).*Run the pull again to continue/);
+      assert.ok(ms < 10_000, `took ${ms} ms`);
+      assert.equal(readFileSync(partialPaths(destination).progress).length, 4096, "the bytes that came are kept");
+      const resumed = await downloadVerifiedFile({ source: "hf:org/Model-GGUF/m.gguf", destination, endpoint: server.endpoint, offline: false, timeouts: { readMs: 1000 } });
+      assert.equal(resumed.resumed, true);
+      assert.ok((await readFile(destination)).equals(body));
+      assert.equal(existsSync(partialPaths(destination).record), false, "no record of the transfer is left");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a cancel while the server is silent stops at once", async () => {
+    const server = await stallingServer("silent");
+    try {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 300);
+      const { error, ms } = await timed(downloadVerifiedFile({ source: "hf:org/Model-GGUF/m.gguf", destination: path.join(work, "cancel-silent", "m.gguf"), endpoint: server.endpoint, offline: false, signal: controller.signal }));
+      assert.equal(error.code, "CANCELLED", error.message);
+      assert.ok(ms < 3000, `took ${ms} ms`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("no network: an address with no route fails within the connect timeout", async () => {
+    // TEST-NET-1 (RFC 5737) is never routed: depending on the machine the connect fails at once or hangs until the timeout.
+    const { error, ms } = await timed(downloadVerifiedFile({ source: "http://192.0.2.1/m.gguf", destination: path.join(work, "no-route", "m.gguf"), offline: false, timeouts: { connectMs: 1500 } }));
+    assert.equal(error.code, "DOWNLOAD_FAILED", error.message);
+    assert.match(error.message, /no connection to 192\.0\.2\.1 within 1\.5 s \(connect timeout\)|cannot be reached|refused/);
+    assert.ok(ms < 10_000, `took ${ms} ms`);
+  });
+
+  test("the Hugging Face token goes to the endpoint and never to a redirect elsewhere", async () => {
+    const seen: (string | undefined)[] = [];
+    const body = fakeGguf(8 * 1024);
+    const cdn = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { "content-length": body.length }).end(body);
+    });
+    await new Promise<void>((resolve) => cdn.listen(0, "127.0.0.1", resolve));
+    const hub = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(302, { location: `http://127.0.0.1:${(cdn.address() as AddressInfo).port}/blob` }).end();
+    });
+    await new Promise<void>((resolve) => hub.listen(0, "127.0.0.1", resolve));
+    const saved = process.env.HF_TOKEN;
+    process.env.HF_TOKEN = "hf_secret";
+    try {
+      const destination = path.join(work, "redirect", "m.gguf");
+      await downloadVerifiedFile({ source: "hf:org/Model-GGUF/m.gguf", destination, endpoint: `http://127.0.0.1:${(hub.address() as AddressInfo).port}/`, offline: false });
+      assert.ok((await readFile(destination)).equals(body));
+      assert.deepEqual(seen, ["Bearer hf_secret", undefined]);
+    } finally {
+      if (saved === undefined) delete process.env.HF_TOKEN;
+      else process.env.HF_TOKEN = saved;
+      await new Promise((resolve) => hub.close(resolve));
+      await new Promise((resolve) => cdn.close(resolve));
+    }
   });
 });
 

@@ -26,13 +26,13 @@ describe("the shipped manifest", () => {
 
   test("has default (the default), small, paper and tiny; every download names its source", () => {
     assert.equal(manifest.defaultProfile, "default");
-    assert.deepEqual(Object.keys(manifest.profiles).sort(), ["default", "paper", "small", "tiny"]);
+    assert.deepEqual([...manifest.profiles.keys()].sort(), ["default", "paper", "small", "tiny"]);
     for (const name of ["default", "small", "paper"]) {
-      const profile = manifest.profiles[name];
+      const profile = manifest.profiles.get(name)!;
       assert.match(profile.base.source!, /^hf:[^/]+\/[^/]+\/.+\.gguf$/, name);
       assert.ok(profile.contextSize && profile.minContextSize && profile.chatTemplate, name);
     }
-    const paper = manifest.profiles.paper;
+    const paper = manifest.profiles.get("paper")!;
     assert.equal(paper.roles.td!.adapters[0].peft!.source, "hf:lemingshen/GPIoT_Task_Decomposition");
     assert.equal(paper.roles.cg!.adapters[0].peft!.source, "hf:lemingshen/GPIoT_Code_Generation");
     assert.equal(paper.roles.rt, undefined, "RT runs on the bare base");
@@ -124,9 +124,10 @@ describe("resolution rules", () => {
     });
     for (const file of ["a.gguf", "shared.gguf"]) writeFileSync(path.join(modelsDir, file), "data");
     mkdirSync(path.join(modelsDir, ".partial"));
-    writeFileSync(path.join(modelsDir, ".partial", "a.gguf.ipull"), "partial");
+    writeFileSync(path.join(modelsDir, ".partial", "a.gguf.download"), "partial");
+    writeFileSync(path.join(modelsDir, ".partial", "a.gguf.download.json"), "{}");
     const result = await removeProfile("a", { manifestPath, modelsDir });
-    assert.deepEqual(result.removed.sort(), [path.join(modelsDir, ".partial", "a.gguf.ipull"), path.join(modelsDir, "a.gguf")].sort());
+    assert.deepEqual(result.removed.sort(), [path.join(modelsDir, ".partial", "a.gguf.download"), path.join(modelsDir, ".partial", "a.gguf.download.json"), path.join(modelsDir, "a.gguf")].sort());
     assert.deepEqual(result.kept, [{ path: outside, reason: "outside the models folder" }]);
     const shared = await removeProfile("b", { manifestPath, modelsDir });
     assert.deepEqual(shared.removed, []);

@@ -32,6 +32,8 @@ let llama: Llama;
 let tokens: number[];
 let vocab: number;
 let reference: { base: Float32Array; lora: Float32Array };
+const VARIANTS = ["rank-pattern", "alpha-pattern", "rslora", "rslora-patterns", "rslora-rank-pattern"] as const;
+const variantLogits = new Map<string, Float32Array>();
 const paths = { base: "", baseUnpermuted: "", lora: "", loraUnpermuted: "" };
 
 before(async () => {
@@ -42,6 +44,7 @@ before(async () => {
   const base = await referenceFile.readF32("logits_base");
   vocab = base.shape[1];
   reference = { base: base.data, lora: (await referenceFile.readF32("logits_lora")).data };
+  for (const variant of VARIANTS) variantLogits.set(variant, (await referenceFile.readF32(`logits_${variant}`)).data);
 
   paths.base = path.join(work, "base.gguf");
   paths.baseUnpermuted = path.join(work, "base-unpermuted.gguf");
@@ -132,6 +135,65 @@ describe("PEFT and HF llama conversion parity with transformers", () => {
     assert.deepEqual(shapes["blk.1.attn_k.weight.lora_b"], [8, 32]);
     assert.deepEqual(shapes["blk.1.ffn_down.weight.lora_a"], [128, 8]);
     assert.equal(Object.keys(shapes).length, 20);
+  });
+});
+
+describe("PEFT options that change the scale per module", () => {
+  for (const variant of VARIANTS) {
+    test(`${variant}: base + converted adapter reproduce the PEFT logits`, async (t) => {
+      const out = path.join(work, `adapter-${variant}.gguf`);
+      const converted = await convertPeftToGguf({ adapterDir: path.join(fixtureDir, `adapter-${variant}`), basePath: paths.base, outPath: out });
+      const right = maxCentredDiff(await llamaLogits(paths.base, out), variantLogits.get(variant)!);
+      const ignored = maxCentredDiff(await llamaLogits(paths.base), variantLogits.get(variant)!);
+      t.diagnostic(`${variant}: max |logit diff| ${right.toExponential(2)}; alpha ${converted.alpha}, ranks ${converted.ranks.join("/")}, rescaled ${converted.rescaledModules.join(", ") || "none"}`);
+      assert.ok(right < TOLERANCE, `${variant} logits differ by ${right}`);
+      assert.ok(ignored > 100 * TOLERANCE, "the adapter must change the logits, else the fixture proves nothing");
+    });
+  }
+
+  test("the stored alpha and the rescaled modules follow the config", async () => {
+    const convert = (variant: string) => convertPeftToGguf({ adapterDir: path.join(fixtureDir, `adapter-${variant}`), basePath: paths.base, outPath: path.join(work, `info-${variant}.gguf`) });
+    const rankPattern = await convert("rank-pattern");
+    assert.deepEqual([rankPattern.alpha, rankPattern.ranks, rankPattern.rescaledModules], [16, [4, 8, 12], []], "alpha / r per module is what llama.cpp does anyway");
+    const alphaPattern = await convert("alpha-pattern");
+    assert.equal(alphaPattern.alpha, 16);
+    assert.deepEqual(alphaPattern.rescaledModules.sort(), ["model.layers.0.self_attn.o_proj", "model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.v_proj"]);
+    const rslora = await convert("rslora");
+    assert.ok(Math.abs(rslora.alpha - 16 * Math.sqrt(8)) < 1e-9);
+    assert.deepEqual(rslora.rescaledModules, [], "one rank: rsLoRA fits in the stored alpha");
+    const combined = await convert("rslora-patterns");
+    assert.deepEqual(combined.ranks, [2, 8, 16]);
+    assert.ok(combined.rescaledModules.includes("model.layers.0.self_attn.k_proj") && combined.rescaledModules.includes("model.layers.1.self_attn.v_proj"));
+    const rsloraRanks = await convert("rslora-rank-pattern");
+    assert.deepEqual(rsloraRanks.ranks, [2, 8, 32]);
+    assert.deepEqual(rsloraRanks.rescaledModules.sort(), ["model.layers.0.self_attn.o_proj", "model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.o_proj", "model.layers.1.self_attn.v_proj"], "alpha / sqrt(r) differs from alpha' / r wherever r is not 8");
+  });
+
+  test("options that change how an adapter is applied are refused by name", async () => {
+    const dir = path.join(work, "refused-options");
+    cpSync(path.join(fixtureDir, "adapter"), dir, { recursive: true });
+    const config = JSON.parse(readFileSync(path.join(dir, "adapter_config.json"), "utf8"));
+    const convert = (changes: object) => {
+      writeFileSync(path.join(dir, "adapter_config.json"), JSON.stringify({ ...config, ...changes }));
+      return convertPeftToGguf({ adapterDir: dir, basePath: paths.base, outPath: path.join(work, "refused.gguf") });
+    };
+    const cases: [object, RegExp][] = [
+      [{ lora_bias: true }, /lora_bias is set/],
+      [{ use_qalora: true }, /use_qalora is set/],
+      [{ init_lora_weights: "pissa_niter_4" }, /init_lora_weights is "pissa_niter_4": that initialisation changes the base model's weights/],
+      [{ init_lora_weights: "olora" }, /init_lora_weights is "olora"/],
+      [{ alora_invocation_tokens: [5, 6] }, /alora_invocation_tokens is set/],
+      [{ target_parameters: ["mlp.experts.down_proj"] }, /target_parameters is set \(mlp\.experts\.down_proj\)/],
+      [{ layer_replication: [[0, 2], [1, 2]] }, /layer_replication is set/],
+      [{ trainable_token_indices: [1, 2] }, /trainable_token_indices is set/],
+      [{ kasa_config: {} }, /kasa_config is set/],
+      [{ rank_pattern: { q_proj: 4 } }, /model\.layers\.0\.self_attn\.q_proj has rank 8, but the adapter config gives it 4 \(rank_pattern "q_proj"\)/],
+      [{ rank_pattern: { q_proj: 2.5 } }, /rank_pattern gives "q_proj" the value 2\.5; expected a positive whole number/],
+      [{ alpha_pattern: { "(?P<m>q_proj)": 4 } }, /alpha_pattern key "\(\?P<m>q_proj\)" uses "\(\?"/],
+      [{ alpha_pattern: { "\\Aq_proj": 4 } }, /alpha_pattern key "\\Aq_proj" uses "\\A"/],
+    ];
+    for (const [changes, message] of cases) await assert.rejects(convert(changes), (error: Error) => error instanceof ConversionError && message.test(error.message), JSON.stringify(changes));
+    await convert({ init_lora_weights: "gaussian", rank_pattern: { "layers\\.[01]\\.self_attn\\.(q|k)_proj": 8 } });
   });
 });
 

@@ -7,9 +7,13 @@ import { grammarSchemaFor } from "../../sidecar/src/grammarSchema";
 import { JsonStreamScanner } from "../../sidecar/src/pipeline/jsonStream";
 import { CodeArtifactSchema, DecompositionSchema } from "../../sidecar/src/schemas";
 import { EventBatcher } from "../../sidecar/src/server/eventBatcher";
+import { JsonRpcGate } from "../../sidecar/src/server/jsonRpcGate";
 import { TolerantMessageReader } from "../../sidecar/src/server/tolerantMessageReader";
 import type { JobEvent } from "../../sidecar/src/protocol";
 import { sampleSubTasks } from "../helpers/fakeModels";
+
+/** The order Array.prototype.sort() gives without a comparator: by the text of each entry. */
+const byJoinedText = (a: unknown, b: unknown): number => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0);
 
 describe("JSON stream scanner", () => {
   test("decodes escapes split across chunks and reports nested array elements", () => {
@@ -108,26 +112,122 @@ describe("event batching", () => {
 });
 
 describe("tolerant JSON-RPC reader", () => {
+  function readerOn(input: PassThrough) {
+    const problems: string[] = [];
+    const replies: any[] = [];
+    const messages: any[] = [];
+    const gate = new JsonRpcGate({ send: (payload) => replies.push(payload), report: (problem) => problems.push(problem) });
+    new TolerantMessageReader(input, gate).listen((message) => messages.push(message));
+    return { problems, replies, messages, gate };
+  }
+  const frame = (body: string, name = "Content-Length") => `${name}: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
   test("answers bad bodies, skips garbage and keeps reading", () => {
     const input = new PassThrough();
-    const problems: string[] = [];
-    const replies: unknown[] = [];
-    const messages: unknown[] = [];
-    const reader = new TolerantMessageReader(input, (problem, reply) => {
-      problems.push(problem);
-      if (reply) replies.push(reply);
-    });
-    reader.listen((message) => messages.push(message));
-    const frame = (body: string) => `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const { problems, replies, messages } = readerOn(input);
     input.write(frame("{bad json"));
     input.write("random garbage\r\n");
     input.write(frame(JSON.stringify({ hello: 1, id: 7 })));
     input.write(frame(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "gpiot/status", params: {} })).slice(0, 30));
     input.write(frame(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "gpiot/status", params: {} })).slice(30));
     input.write("Content-Length: abc\r\n\r\n" + frame(JSON.stringify({ jsonrpc: "2.0", method: "initialized", params: {} })));
-    assert.deepEqual(messages, [{ jsonrpc: "2.0", id: 1, method: "gpiot/status", params: {} }, { jsonrpc: "2.0", method: "initialized", params: {} }]);
-    assert.deepEqual(replies.map((reply: any) => [reply.id, reply.code]), [[null, -32700], [7, -32600]]);
+    assert.deepEqual(messages.map((message) => message.method), ["gpiot/status", "initialized"]);
+    assert.deepEqual(replies.map((reply) => [reply.id, reply.error.code]), [[null, -32700], [null, -32700], [7, -32600], [null, -32700]]);
     assert.ok(problems.some((problem) => /not a JSON-RPC message header/.test(problem)));
     assert.ok(problems.some((problem) => /Content-Length header is not a number/.test(problem)));
+  });
+
+  test("header names in any case, Content-Type first, a header split across writes", () => {
+    const input = new PassThrough();
+    const { replies, messages } = readerOn(input);
+    const body = JSON.stringify({ jsonrpc: "2.0", method: "a" });
+    input.write(frame(body, "content-length"));
+    input.write(`Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nCONTENT-LENGTH: ${body.length}\r\n\r\n${body}`);
+    const split = frame(body, "Content-length");
+    input.write(split.slice(0, 5));
+    input.write(split.slice(5));
+    assert.equal(messages.length, 3);
+    assert.deepEqual(replies, []);
+  });
+
+  test("another charset, invalid UTF-8 and an oversized body are answered with id null; the next message is read", () => {
+    const input = new PassThrough();
+    const problems: string[] = [];
+    const replies: any[] = [];
+    const messages: any[] = [];
+    const gate = new JsonRpcGate({ send: (payload) => replies.push(payload), report: (problem) => problems.push(problem) });
+    new TolerantMessageReader(input, gate, 1000).listen((message) => messages.push(message));
+    const body = JSON.stringify({ jsonrpc: "2.0", method: "a" });
+    input.write(`Content-Type: text/plain; charset=latin1\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    input.write(Buffer.concat([Buffer.from("Content-Length: 3\r\n\r\n"), Buffer.from([0x22, 0xff, 0x22])]));
+    input.write(`Content-Length: 5000\r\n\r\n`);
+    for (let i = 0; i < 5; i++) input.write("Content-Length: 1\r\n\r\n".padEnd(1000, "x"));
+    input.write(frame(body));
+    assert.deepEqual(replies.map((reply) => [reply.id, reply.error.code]), [[null, -32700], [null, -32700], [null, -32600]]);
+    assert.match(replies[0].error.message, /latin1/);
+    assert.match(replies[1].error.message, /UTF-8/);
+    assert.equal(messages.length, 1, "the oversized body's bytes are dropped, even when they look like headers");
+  });
+});
+
+describe("JSON-RPC gate", () => {
+  function gateWith() {
+    const sent: any[] = [];
+    const delivered: any[] = [];
+    const gate = new JsonRpcGate({ send: (payload) => sent.push(payload), report: () => undefined });
+    const receive = (value: unknown) => gate.receive(value, (message) => delivered.push(message));
+    /** Plays the connection: answers a delivered request with its method name. */
+    const answer = (message: any) => {
+      const out = gate.outgoing({ jsonrpc: "2.0", id: message.id, result: message.method } as never);
+      if (out !== null) sent.push(out);
+    };
+    return { gate, sent, delivered, receive, answer };
+  }
+
+  test("a request with id null, a string or a number id is answered under that id", () => {
+    const { sent, delivered, receive, answer } = gateWith();
+    receive({ jsonrpc: "2.0", id: null, method: "a" });
+    receive({ jsonrpc: "2.0", id: "x", method: "b" });
+    receive({ jsonrpc: "2.0", id: 3, method: "c", params: null });
+    assert.ok(delivered.every((message) => typeof message.id === "number"));
+    assert.equal("params" in delivered[2], false, "params: null counts as no params");
+    for (const message of [...delivered].reverse()) answer(message);
+    assert.deepEqual(sent.map((response) => [response.id, response.result]), [[3, "c"], ["x", "b"], [null, "a"]]);
+  });
+
+  test("invalid requests: id null unless the id is usable", () => {
+    const { sent, delivered, receive } = gateWith();
+    for (const value of [{ jsonrpc: "2.0", id: { a: 1 }, method: "a" }, { jsonrpc: "2.0", id: [1], method: "a" }, { jsonrpc: "2.0", id: 4, method: 5 }, { jsonrpc: "1.0", id: 5, method: "a" }, { jsonrpc: "2.0", id: 6, method: "a", params: "p" }, { jsonrpc: "2.0", method: 1 }, 42, "text", null, { jsonrpc: "2.0", id: 7 }])
+      receive(value);
+    assert.deepEqual(delivered, []);
+    assert.deepEqual(sent.map((response) => [response.id, response.error.code]), [[null, -32600], [null, -32600], [4, -32600], [5, -32600], [6, -32600], [null, -32600], [null, -32600], [null, -32600], [null, -32600], [7, -32600]]);
+  });
+
+  test("batches: one array with every answer; notifications get none; an empty batch one error", () => {
+    const { sent, delivered, receive, answer } = gateWith();
+    receive([]);
+    assert.deepEqual(sent.splice(0).map((response) => [response.id, response.error.code]), [[null, -32600]]);
+    receive([{ jsonrpc: "2.0", id: 1, method: "a" }, { jsonrpc: "2.0", method: "note" }, 7, { jsonrpc: "2.0", id: 1, method: "b" }]);
+    assert.equal(sent.length, 0, "nothing goes out before every request is answered");
+    const requests = delivered.filter((message) => "id" in message);
+    answer(requests[1]);
+    assert.equal(sent.length, 0);
+    answer(requests[0]);
+    assert.equal(sent.length, 1);
+    const batch = sent[0];
+    assert.ok(Array.isArray(batch));
+    assert.deepEqual(batch.map((response: any) => [response.id, response.result ?? response.error.code]).sort(byJoinedText), [[1, "a"], [1, "b"], [null, -32600]].sort(byJoinedText));
+    sent.length = 0;
+    receive([{ jsonrpc: "2.0", method: "n1" }, { jsonrpc: "2.0", method: "n2" }]);
+    assert.deepEqual(sent, []);
+  });
+
+  test("$/cancelRequest is mapped to the request's own id; unknown ids are dropped", () => {
+    const { delivered, receive } = gateWith();
+    receive({ jsonrpc: "2.0", id: "r", method: "slow" });
+    receive({ jsonrpc: "2.0", method: "$/cancelRequest", params: { id: "r" } });
+    receive({ jsonrpc: "2.0", method: "$/cancelRequest", params: { id: 12345 } });
+    assert.deepEqual(delivered[1], { jsonrpc: "2.0", method: "$/cancelRequest", params: { id: delivered[0].id } });
+    assert.equal(delivered.length, 2);
   });
 });

@@ -28,6 +28,8 @@ Options:
       --models-dir DIR     where downloads go (default: $GPIOT_MODELS_DIR or ${defaultModelsDir()})
       --endpoint URL       a Hugging Face mirror for hf: sources (default: https://huggingface.co/)
       --offline            never open a network connection (also: GPIOT_OFFLINE=1 or HF_HUB_OFFLINE=1)
+      --timeout SECONDS    give up when the server sends nothing for this long (default 30;
+                           connecting may take at most 10 s of it)
   -y, --yes                do not ask before downloading or deleting
       --gpu MODE           auto | cpu | cuda | vulkan | metal (fit)
       --gpu-layers N       fixed GPU layers instead of the planned ones (fit)
@@ -36,7 +38,7 @@ Options:
   -q, --quiet              no progress on stderr
 
 A Hugging Face token for gated models is read from HF_TOKEN or ~/.cache/huggingface/token.
-Interrupted downloads continue where they stopped on the next pull.
+Interrupted downloads continue where they stopped on the next pull; Ctrl+C stops a pull at once.
 
 Exit codes: 0 done, 1 failed (download, checksum, conversion), 2 usage or not confirmed,
 5 model files missing, 9 refused because offline, 130 interrupted.
@@ -44,14 +46,14 @@ Exit codes: 0 done, 1 failed (download, checksum, conversion), 2 usage or not co
 
 class ModelsUsageError extends Error {}
 
-const exitCodes: Record<string, number> = {
-  INVALID_PARAMS: 2,
-  MODEL_NOT_FOUND: 5,
-  MODEL_INVALID: 5,
-  MANIFEST_INVALID: 5,
-  OFFLINE: 9,
-  CANCELLED: 130,
-};
+const exitCodes = new Map<string, number>([
+  ["INVALID_PARAMS", 2],
+  ["MODEL_NOT_FOUND", 5],
+  ["MODEL_INVALID", 5],
+  ["MANIFEST_INVALID", 5],
+  ["OFFLINE", 9],
+  ["CANCELLED", 130],
+]);
 
 function envOffline(): boolean {
   return ["1", "true", "yes"].includes((process.env.GPIOT_OFFLINE ?? process.env.HF_HUB_OFFLINE ?? "").toLowerCase());
@@ -68,12 +70,19 @@ function settingsFrom(values: OptionValues): EngineSettings {
     if (!Number.isInteger(parsed)) throw new ModelsUsageError(`--${name} expects a whole number, got "${raw}"`);
     return parsed;
   };
+  let downloadTimeoutMs: number | undefined;
+  if (values.timeout !== undefined) {
+    const seconds = Number(values.timeout);
+    if (!Number.isFinite(seconds) || seconds < 0.1 || seconds > 600) throw new ModelsUsageError(`--timeout expects seconds between 0.1 and 600, got "${values.timeout}"`);
+    downloadTimeoutMs = Math.round(seconds * 1000);
+  }
   const gpu = values.gpu as string | undefined;
   if (gpu !== undefined && !["auto", "cpu", "cuda", "vulkan", "metal"].includes(gpu)) throw new ModelsUsageError(`--gpu expects auto, cpu, cuda, vulkan or metal, got "${gpu}"`);
   const parsed = EngineSettingsSchema.safeParse({
     manifestPath: values.manifest,
     modelsDir: values["models-dir"] === undefined ? undefined : path.resolve(String(values["models-dir"])),
     downloadEndpoint: values.endpoint,
+    downloadTimeoutMs,
     offline: values.offline === true || envOffline(),
     gpu: gpu === undefined ? undefined : gpu === "cpu" ? false : gpu,
     gpuLayers: number("gpu-layers"),
@@ -152,7 +161,7 @@ async function list(rest: string[]): Promise<number> {
   const manifestPath = settings.manifestPath ? path.resolve(settings.manifestPath) : defaultManifestPath();
   const manifest = loadManifest(manifestPath);
   const modelsDir = settings.modelsDir ?? defaultModelsDir();
-  const names = positionals.length ? positionals : Object.keys(manifest.profiles);
+  const names = positionals.length ? positionals : [...manifest.profiles.keys()];
   const profiles = names.map((name) => {
     const { profile, files } = profileFiles(manifest, manifestPath, name, { modelsDir });
     return {
@@ -189,7 +198,16 @@ async function pull(rest: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { manifest: { type: "string" }, "models-dir": { type: "string" }, endpoint: { type: "string" }, offline: { type: "boolean" }, yes: { type: "boolean", short: "y" }, json: { type: "boolean" }, quiet: { type: "boolean", short: "q" } },
+    options: {
+      manifest: { type: "string" },
+      "models-dir": { type: "string" },
+      endpoint: { type: "string" },
+      offline: { type: "boolean" },
+      timeout: { type: "string" },
+      yes: { type: "boolean", short: "y" },
+      json: { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+    },
   });
   if (positionals.length > 1) throw new ModelsUsageError("pull takes one profile name");
   const settings = settingsFrom(values);
@@ -216,7 +234,7 @@ async function pull(rest: string[]): Promise<number> {
     }
     if (settings.offline) {
       process.stderr.write(`gpiot: offline mode is on, so nothing is downloaded (${todo.length} file(s) missing).\n`);
-      return exitCodes.OFFLINE;
+      return exitCodes.get("OFFLINE")!;
     }
     const total = `${plan.approximate ? "about " : ""}${formatBytes(plan.downloadBytes)}`;
     if (!values.yes) {
@@ -293,7 +311,8 @@ async function importPeft(rest: string[]): Promise<number> {
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else
     process.stdout.write(
-      `Wrote ${result.outPath}: LoRA r=${result.rank}, alpha ${result.alpha}, targets ${result.targets.join(", ")} in ${result.layers} layers (${result.tensors} tensors from ${result.sourceDtypes.join("/")}), ${formatBytes(result.bytes)}.\n` +
+      `Wrote ${result.outPath}: LoRA r=${result.ranks.join("/")}, alpha ${result.alpha}, targets ${result.targets.join(", ")} in ${result.layers} layers (${result.tensors} tensors from ${result.sourceDtypes.join("/")}), ${formatBytes(result.bytes)}.\n` +
+        (result.rescaledModules.length ? `${result.rescaledModules.length} module(s) have their own scale (rank_pattern, alpha_pattern or rsLoRA); their lora_b carries it.\n` : "") +
         `Use it in a profile: "adapters": [{ "file": "${result.outPath}", "scale": 1 }]\n`,
     );
   return 0;
@@ -327,6 +346,6 @@ export async function modelsCommand(args: string[]): Promise<number> {
     }
     const info = toErrorInfo(error);
     process.stderr.write(`\ngpiot: ${info.message}\n`);
-    return exitCodes[info.code] ?? 1;
+    return exitCodes.get(info.code) ?? 1;
   }
 }

@@ -105,7 +105,7 @@ export class SynthesisEngine {
     this.options.log?.(level, message);
   }
 
-  // ---- models ----
+  // Models
 
   /** Pull plans, pulls with progress, removal and GPU fit (gpiot/pullPlan, pullModel, cancelPull, removeModel, modelFit). */
   get modelManager(): ModelsService {
@@ -141,7 +141,7 @@ export class SynthesisEngine {
     return { unloaded: await this.models.unload() };
   }
 
-  // ---- programs and jobs ----
+  // Programs and jobs
 
   private program(programId: string): Program {
     const program = this.programs.get(programId);
@@ -287,7 +287,7 @@ export class SynthesisEngine {
     return { jobId: job.id };
   }
 
-  // ---- job bodies ----
+  // Job bodies
 
   private async runRemaining(context: JobContext, review: ReviewMode, target: OutputTarget): Promise<JobOutcome> {
     const host = await this.models.require(context.job.controller.signal);

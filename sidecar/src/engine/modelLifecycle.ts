@@ -111,7 +111,7 @@ export class ModelLifecycle {
     return {
       manifestPath,
       defaultProfile: manifest.defaultProfile,
-      profiles: Object.entries(manifest.profiles).map(([name, profile]) => {
+      profiles: [...manifest.profiles].map(([name, profile]) => {
         let missing: string[];
         try {
           const resolved = resolveProfile(manifest, manifestPath, name, { modelsDir: this.settings.modelsDir });

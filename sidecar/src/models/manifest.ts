@@ -83,10 +83,19 @@ export const ProfileSchema = z.object({
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
+/**
+ * The profiles by name, in a Map: a profile may be called anything, `constructor` and `__proto__`
+ * included, and looking up a name that is not there never finds something inherited.
+ */
+const ProfilesSchema = z.preprocess(
+  (value) => (typeof value === "object" && value !== null && !Array.isArray(value) ? new Map(Object.entries(value)) : value),
+  z.map(z.string().min(1), ProfileSchema, { error: "expected an object that maps profile names to profiles" }),
+);
+
 export const ManifestSchema = z.object({
   version: z.literal(1),
   defaultProfile: z.string().min(1),
-  profiles: z.record(z.string().min(1), ProfileSchema),
+  profiles: ProfilesSchema,
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 
@@ -181,8 +190,8 @@ export function resolveRefPath(ref: { file?: string; source?: string; peft?: unk
 
 export function getProfile(manifest: Manifest, profileName?: string): { name: string; profile: Profile } {
   const name = profileName ?? manifest.defaultProfile;
-  const profile = manifest.profiles[name];
-  if (!profile) throw new ManifestError(`There is no model profile "${name}"; known profiles: ${Object.keys(manifest.profiles).join(", ")}.`);
+  const profile = manifest.profiles.get(name);
+  if (!profile) throw new ManifestError(`There is no model profile "${name}"; known profiles: ${[...manifest.profiles.keys()].join(", ")}.`);
   return { name, profile };
 }
 

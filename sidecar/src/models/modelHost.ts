@@ -178,7 +178,7 @@ export class ModelHost implements RoleModels {
     try {
       for (const [index, modelPath] of modelPaths.entries()) {
         options.onProgress?.(index / modelPaths.length, `Loading ${modelPath}`);
-        const planned = fit?.gpuLayers[modelPath];
+        const planned = fit && Object.hasOwn(fit.gpuLayers, modelPath) ? fit.gpuLayers[modelPath] : undefined;
         const load = (gpuLayers: number | "auto") =>
           llama.loadModel({
             modelPath,

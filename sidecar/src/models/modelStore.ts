@@ -8,6 +8,7 @@ import path from "node:path";
 import { convertPeftToGguf } from "../peft/peftToGguf";
 import { SafetensorsFile } from "../peft/safetensors";
 import { assertOnline, downloadVerifiedFile, joinSource, ModelsError, PARTIAL_DIR, partialPaths, PROGRESS_SUFFIX, type DownloadProgress } from "./download";
+import type { TransferTimeouts } from "./httpDownload";
 import { defaultModelsDir, loadManifest, profileFiles, type Manifest, type PeftSource, type ProfileFile } from "./manifest";
 
 export interface PullPlanItem {
@@ -53,6 +54,7 @@ export interface PullProgress extends Omit<DownloadProgress, "phase"> {
 export interface PullOptions {
   offline: boolean;
   endpoint?: string;
+  timeouts?: Partial<TransferTimeouts>;
   signal?: AbortSignal;
   onProgress?(progress: PullProgress): void;
   /** Log lines for the user (what was skipped, resumed, converted). */
@@ -110,6 +112,7 @@ export async function pullProfile(plan: PullPlan, options: PullOptions): Promise
         sha256: item.sha256,
         endpoint: options.endpoint,
         offline: options.offline,
+        timeouts: options.timeouts,
         signal: options.signal,
         onProgress: progress,
       });
@@ -147,6 +150,7 @@ async function pullPeftAdapter(
       expectGguf: false,
       endpoint: options.endpoint,
       offline: options.offline,
+      timeouts: options.timeouts,
       signal: options.signal,
       onProgress: (p) => progress({ ...p, path: item.path }),
     });
@@ -164,7 +168,7 @@ async function pullPeftAdapter(
   progress({ path: item.path, phase: "convert", bytes: 0, totalBytes: 0 });
   try {
     const converted = await convertPeftToGguf({ adapterDir: cacheDir, basePath: item.basePath, outPath: item.path, name: path.basename(item.path, ".gguf") });
-    options.onNote?.(`Converted ${peft.source} (r=${converted.rank}, alpha ${converted.alpha}, ${converted.targets.join("/")}, ${converted.layers} layers) to ${item.path}.`);
+    options.onNote?.(`Converted ${peft.source} (r=${converted.ranks.join("/")}, alpha ${converted.alpha}, ${converted.targets.join("/")}, ${converted.layers} layers) to ${item.path}.`);
     progress({ path: item.path, phase: "done", bytes: converted.bytes, totalBytes: converted.bytes });
     return converted.bytes;
   } catch (error) {
@@ -188,7 +192,7 @@ export async function removeProfile(profileName: string | undefined, options: St
   const modelsDir = modelsDirOf(options);
   const { name, files } = profileFiles(manifest, options.manifestPath, profileName, { modelsDir });
   const usedElsewhere = new Map<string, string>();
-  for (const other of Object.keys(manifest.profiles)) {
+  for (const other of manifest.profiles.keys()) {
     if (other === name) continue;
     for (const file of profileFiles(manifest, options.manifestPath, other, { modelsDir }).files) usedElsewhere.set(file.path, other);
   }
@@ -207,8 +211,7 @@ export async function removeProfile(profileName: string | undefined, options: St
       if (file.present) result.kept.push({ path: file.path, reason: `also used by profile "${other}"` });
       continue;
     }
-    const { staged, progress } = partialPaths(file.path);
-    const candidates = [file.path, staged, progress];
+    const candidates = [file.path, ...Object.values(partialPaths(file.path))];
     if (file.peft) {
       const cache = peftCacheDir(modelsDir, file.peft.source);
       for (const peftFile of file.peft.files) candidates.push(path.join(cache, peftFile), ...Object.values(partialPaths(path.join(cache, peftFile))));

@@ -8,7 +8,7 @@ import path from "node:path";
 import type { Llama } from "node-llama-cpp";
 import { roleNames } from "../schemas";
 import { DEFAULT_CONTEXT_SIZE, type EngineSettings } from "../settings";
-import { ModelsError } from "./download";
+import { downloadTimeouts, ModelsError } from "./download";
 import { detectHardware, insightsEstimator, planFit, type FitEstimator, type FitHardware, type FitPlan } from "./gpuFit";
 import { loadManifest, resolveProfile, resolveSingleModel, type ResolvedModels } from "./manifest";
 import { planPull, pullProfile, removeProfile, type PullPlan, type PullProgress, type PullResult, type RemoveResult } from "./modelStore";
@@ -54,6 +54,7 @@ export class ModelsService {
       const result = await pullProfile(plan, {
         offline: this.settings.offline,
         endpoint: this.settings.downloadEndpoint,
+        timeouts: downloadTimeouts(this.settings.downloadTimeoutMs),
         signal: controller.signal,
         onNote: this.log,
         onProgress: (progress) => {

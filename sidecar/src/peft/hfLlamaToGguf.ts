@@ -102,9 +102,11 @@ export function ggufNameForHfTensor(name: string): string | null | undefined {
   const weight = name.match(/^(.*)\.weight$/);
   if (!weight) return undefined;
   const base = weight[1];
-  if (hfGlobalToGguf[base]) return `${hfGlobalToGguf[base]}.weight`;
+  const global = hfGlobalToGguf.get(base);
+  if (global) return `${global}.weight`;
   const layer = base.match(/^model\.layers\.(\d+)\.(.+)$/);
-  if (layer && hfLayerModuleToGguf[layer[2]]) return `blk.${layer[1]}.${hfLayerModuleToGguf[layer[2]]}.weight`;
+  const module = layer ? hfLayerModuleToGguf.get(layer[2]) : undefined;
+  if (layer && module) return `blk.${layer[1]}.${module}.weight`;
   return undefined;
 }
 

@@ -12,34 +12,34 @@
 export type QkPermutation = "llama" | "none";
 
 /** HF module name inside a decoder layer → GGUF tensor base name. */
-export const hfLayerModuleToGguf: Record<string, string> = {
-  "self_attn.q_proj": "attn_q",
-  "self_attn.k_proj": "attn_k",
-  "self_attn.v_proj": "attn_v",
-  "self_attn.o_proj": "attn_output",
-  "mlp.gate_proj": "ffn_gate",
-  "mlp.up_proj": "ffn_up",
-  "mlp.down_proj": "ffn_down",
-  input_layernorm: "attn_norm",
-  post_attention_layernorm: "ffn_norm",
-};
+export const hfLayerModuleToGguf: ReadonlyMap<string, string> = new Map([
+  ["self_attn.q_proj", "attn_q"],
+  ["self_attn.k_proj", "attn_k"],
+  ["self_attn.v_proj", "attn_v"],
+  ["self_attn.o_proj", "attn_output"],
+  ["mlp.gate_proj", "ffn_gate"],
+  ["mlp.up_proj", "ffn_up"],
+  ["mlp.down_proj", "ffn_down"],
+  ["input_layernorm", "attn_norm"],
+  ["post_attention_layernorm", "ffn_norm"],
+]);
 
-export const hfGlobalToGguf: Record<string, string> = {
-  "model.embed_tokens": "token_embd",
-  "model.norm": "output_norm",
-  lm_head: "output",
-};
+export const hfGlobalToGguf: ReadonlyMap<string, string> = new Map([
+  ["model.embed_tokens", "token_embd"],
+  ["model.norm", "output_norm"],
+  ["lm_head", "output"],
+]);
 
 /** Short PEFT target name (q_proj) → GGUF base name (attn_q), for the linear layers a LoRA can target. */
-export const loraTargetToGguf: Record<string, string> = {
-  q_proj: "attn_q",
-  k_proj: "attn_k",
-  v_proj: "attn_v",
-  o_proj: "attn_output",
-  gate_proj: "ffn_gate",
-  up_proj: "ffn_up",
-  down_proj: "ffn_down",
-};
+export const loraTargetToGguf: ReadonlyMap<string, string> = new Map([
+  ["q_proj", "attn_q"],
+  ["k_proj", "attn_k"],
+  ["v_proj", "attn_v"],
+  ["o_proj", "attn_output"],
+  ["gate_proj", "ffn_gate"],
+  ["up_proj", "ffn_up"],
+  ["down_proj", "ffn_down"],
+]);
 
 /**
  * Reorders the rows of a row-major [rows, cols] matrix (rows = heads · headDim) the way llama.cpp's

@@ -4,8 +4,7 @@
  * model events as notifications. A failing request never takes the sidecar down.
  */
 import { ErrorCodes, ResponseError, type Connection } from "vscode-languageserver/node";
-import { notifications, requests, PROTOCOL_VERSION, type ParamsOf, type RequestName, type ResultOf } from "../protocol";
-import { EngineSettingsSchema } from "../settings";
+import { InitializationOptionsSchema, notifications, requests, PROTOCOL_VERSION, type ParamsOf, type RequestName, type ResultOf } from "../protocol";
 import { ENGINE_VERSION, SynthesisEngine, toErrorInfo, type LogLevel } from "../engine/engine";
 import { EventBatcher } from "./eventBatcher";
 
@@ -51,7 +50,8 @@ export function serveEngine(connection: Connection, options: { debug?: boolean }
   };
 
   connection.onInitialize((params) => {
-    const settings = EngineSettingsSchema.safeParse(params.initializationOptions ?? {});
+    if (engine) throw new ResponseError(ErrorCodes.InvalidRequest, "initialize was already received: the sidecar is initialized once per process.");
+    const settings = InitializationOptionsSchema.safeParse(params.initializationOptions ?? {});
     if (!settings.success) throw new ResponseError(ErrorCodes.InvalidParams, describeZodIssue("initialize (initializationOptions)", settings.error.issues), { code: "INVALID_PARAMS" });
     engine = new SynthesisEngine(settings.data, { log });
     const batcher = new EventBatcher((event) => void connection.sendNotification(notifications.jobEvent.method, event));
@@ -61,21 +61,25 @@ export function serveEngine(connection: Connection, options: { debug?: boolean }
     return { capabilities: {}, serverInfo: { name: "gpiot-sidecar", version: ENGINE_VERSION }, gpiot: { protocolVersion: PROTOCOL_VERSION } };
   });
 
-  for (const name of Object.keys(requests) as RequestName[]) {
+  // One handler for every gpiot/* method: a method-specific handler would get vscode-jsonrpc's
+  // cancellation token in place of absent params and each array element as its own argument.
+  const namesByMethod = new Map(Object.entries(requests).map(([name, definition]) => [definition.method, name as RequestName]));
+  connection.onRequest(async (method: string, rawParams: unknown) => {
+    const name = namesByMethod.get(method);
+    if (name === undefined) throw new ResponseError(ErrorCodes.MethodNotFound, `Unhandled method ${JSON.stringify(method.slice(0, 100))}: the sidecar serves initialize, shutdown and gpiot/* (see protocol.ts).`);
     const definition = requests[name];
-    connection.onRequest(definition.method, async (rawParams: unknown) => {
-      if (!engine) throw new ResponseError(ErrorCodes.ServerNotInitialized, `${definition.method} before initialize: send initialize first.`);
-      const parsed = definition.params.safeParse(rawParams ?? {});
-      if (!parsed.success) throw new ResponseError(ErrorCodes.InvalidParams, describeZodIssue(definition.method, parsed.error.issues), { code: "INVALID_PARAMS" });
-      try {
-        return await (handlers[name] as (engine: SynthesisEngine, params: unknown) => unknown)(engine, parsed.data);
-      } catch (error) {
-        const info = toErrorInfo(error);
-        if (info.code === "INTERNAL") log("error", `${definition.method} failed: ${(error as Error)?.stack ?? error}`);
-        throw new ResponseError(info.code === "INVALID_PARAMS" ? ErrorCodes.InvalidParams : APPLICATION_ERROR, info.message, info);
-      }
-    });
-  }
+    if (!engine) throw new ResponseError(ErrorCodes.ServerNotInitialized, `${method} before initialize: send initialize first.`);
+    if (Array.isArray(rawParams)) throw new ResponseError(ErrorCodes.InvalidParams, `Invalid params for ${method}: params go by name, as an object, not by position as an array.`, { code: "INVALID_PARAMS" });
+    const parsed = definition.params.safeParse(rawParams ?? {});
+    if (!parsed.success) throw new ResponseError(ErrorCodes.InvalidParams, describeZodIssue(method, parsed.error.issues), { code: "INVALID_PARAMS" });
+    try {
+      return await (handlers[name] as (engine: SynthesisEngine, params: unknown) => unknown)(engine, parsed.data);
+    } catch (error) {
+      const info = toErrorInfo(error);
+      if (info.code === "INTERNAL") log("error", `${method} failed: ${(error as Error)?.stack ?? error}`);
+      throw new ResponseError(info.code === "INVALID_PARAMS" ? ErrorCodes.InvalidParams : APPLICATION_ERROR, info.message, info);
+    }
+  });
 
   connection.onShutdown(async () => {
     await engine?.dispose();
