@@ -16,6 +16,12 @@ export type TinyTestModelOptions = {
      * almost never close a JSON string under a grammar, so every string would run to its length cap.
      */
     stringEndBias?: number;
+    /**
+     * Extra logits for more tokens, by piece (`"<0x0A>"` is the newline byte token, `"<|im_end|>"` the
+     * end of turn): steers a random model through grammars of free text, whose lines and blocks would
+     * otherwise run to their length caps.
+     */
+    tokenBiases?: Record<string, number>;
 };
 
 export const DEFAULT_TINY_MODEL_SEED = 20240611;
@@ -69,7 +75,7 @@ export async function writeTinyTestModels(dir: string, options: TinyTestModelOpt
     const vocabulary = buildVocabulary();
     const shape = TINY_MODEL_SHAPE;
     const writes: Array<[string, GgufWriter]> = [
-        [paths.base, buildBaseModel(vocabulary, seed, stringEndBias)],
+        [paths.base, buildBaseModel(vocabulary, seed, stringEndBias, options.tokenBiases ?? {})],
         [paths.adapters.td, buildLoraAdapter("gpiot-tiny-td", shape, seed + 1)],
         [paths.adapters.rt, buildLoraAdapter("gpiot-tiny-rt", shape, seed + 2)],
         [paths.adapters.cg, buildLoraAdapter("gpiot-tiny-cg", shape, seed + 3)],
@@ -158,7 +164,7 @@ function normalPieces(): string[] {
     ];
 }
 
-function buildBaseModel(vocabulary: Vocabulary, seed: number, stringEndBias: number): GgufWriter {
+function buildBaseModel(vocabulary: Vocabulary, seed: number, stringEndBias: number, tokenBiases: Record<string, number>): GgufWriter {
     const shape = TINY_MODEL_SHAPE;
     const embd = shape.embeddingLength;
     const vocabSize = vocabulary.tokens.length;
@@ -215,6 +221,12 @@ function buildBaseModel(vocabulary: Vocabulary, seed: number, stringEndBias: num
     const output = random.normalArray(embd * vocabSize, OUTPUT_WEIGHT_STD);
     for (let token = 0; token < vocabSize; token++)
         output[token * embd + BIAS_CARRIER_DIMENSION] = token === vocabulary.quoteTokenId ? stringEndBias : 0;
+    for (const [piece, bias] of Object.entries(tokenBiases)) {
+        const token = vocabulary.tokens.indexOf(piece);
+        if (token < 0)
+            throw new Error(`tokenBiases: "${piece}" is not a token of the tiny vocabulary`);
+        output[token * embd + BIAS_CARRIER_DIMENSION] = bias;
+    }
     writer.addF32Tensor("output.weight", [embd, vocabSize], output);
 
     return writer;
