@@ -18,6 +18,7 @@ import type { VerifyRequest } from "../verify/report";
 import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
 import { benchCommand } from "./benchCommand";
 // ---- end verify ----
+import { trainCommand } from "./trainCommand";
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
 
@@ -26,6 +27,7 @@ Usage:
   gpiot synthesize --file REQUIREMENT.txt --out DIR [options]
   gpiot models list|pull|remove|fit|import-peft ...   (gpiot models --help)
   gpiot bench [--profile NAME | --model FILE] [--tasks a,b] [--k N] [--out DIR]   (gpiot bench --help)
+  gpiot train RECORDS.jsonl --base HF_MODEL_DIR --out RUN_DIR [options]   (gpiot train --help)
   gpiot --help | --version
 
 Synthesize options:
@@ -235,6 +237,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (command === "bench") return await benchCommand(rest); // issue #5: has its own --help
     if (command === "models") return await modelsCommand(rest); // issue #4: has its own --help
+    if (command === "train") return await trainCommand(rest); // has its own --help
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(USAGE);
       return 0;
