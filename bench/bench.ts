@@ -7,6 +7,7 @@
  * 2. Peak RSS of a sidecar with three roles on one base model, next to a process holding one
  *    role alone, and next to three separate model copies.
  * 3. Cancel latency: from the cancel request to the job's end, and to the last streamed token.
+ * 4. Training (bench/trainBench.ts): PECT vs LoRA throughput, trainable shares, the cross-projection ablation.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -21,6 +22,7 @@ import { CodeArtifactSchema } from "../sidecar/src/schemas";
 import type { JobEvent } from "../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
+import { runTrainBench } from "./trainBench";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
 const RUNS = Number(process.env.GPIOT_BENCH_RUNS ?? 5);
@@ -213,6 +215,9 @@ async function main(): Promise<void> {
     } catch (error) {
       console.log(`  skipped: ${(error as Error).message}`);
     }
+
+    console.log("");
+    console.log((await runTrainBench()).join("\n"));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     rmSync(setup.dir, { recursive: true, force: true });

@@ -116,13 +116,14 @@ def _load_run_model(run_dir: str, device: str = "cpu"):
 
 
 def command_logprobs(args) -> int:
-    """Log-softmax of the next-token logits after every prefix of --tokens, as float32 safetensors."""
+    """Log-softmax of the next-token logits after every prefix of --tokens, as float32 safetensors (one tensor per role)."""
     import torch
     from safetensors.torch import save_file
 
     tokens = json.loads(args.tokens)
     ids = torch.tensor([tokens])
     mask = torch.ones_like(ids)
+    results = {}
     with torch.no_grad():
         if args.peft:
             from peft import PeftModel
@@ -130,18 +131,39 @@ def command_logprobs(args) -> int:
 
             base = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32, attn_implementation="eager").eval()
             model = PeftModel.from_pretrained(base, args.peft).eval()
-            logits = model(input_ids=ids, attention_mask=mask).logits[0].float()
+            results["logprobs"] = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[0].float(), dim=-1)
         else:
             model, _ = _load_run_model(args.run)
-            if args.scale_shared is not None:
-                for module in model.lora_modules.values():
-                    if module.shared_path:
-                        module.shared_B.data.mul_(args.scale_shared)
-            hidden, _ = model.forward_hidden(ids, mask, [args.role], cross=args.cross)
-            logits = model.logits(hidden)[0]
-    logprobs = torch.log_softmax(logits, dim=-1).contiguous()
-    save_file({"logprobs": logprobs}, args.out)
-    emit("logprobs", out=args.out, shape=list(logprobs.shape))
+            for role in args.role.split(","):
+                hidden, _ = model.forward_hidden(ids, mask, [role], cross=args.cross)
+                results[role] = torch.log_softmax(model.logits(hidden)[0], dim=-1)
+    save_file({name: value.contiguous() for name, value in results.items()}, args.out)
+    emit("logprobs", out=args.out, shape=list(next(iter(results.values())).shape), tensors=sorted(results))
+    return 0
+
+
+def command_render(args) -> int:
+    """How the trainer renders records: the prompt text and ids, and the ids that carry loss."""
+    from transformers import AutoTokenizer
+
+    from .formats import encode_prompt, encode_record, prompt_text
+    from .records import read_records
+
+    tokenizer = AutoTokenizer.from_pretrained(args.base)
+    records = read_records(args.records)
+    for index in args.index or [0]:
+        record = records[index]
+        text = prompt_text(tokenizer, record)
+        encoded = encode_record(tokenizer, record, 1 << 30)
+        emit(
+            "rendered",
+            index=index,
+            role=record.role,
+            format=record.format,
+            prompt_text=text,
+            prompt_ids=encode_prompt(tokenizer, text),
+            answer_ids=encoded.input_ids[encoded.prompt_length :],
+        )
     return 0
 
 
@@ -184,20 +206,16 @@ def command_share(args) -> int:
 
 
 def command_check(_args) -> int:
+    """Which training packages are installed, without importing them (importing torch takes seconds)."""
+    from importlib import metadata, util
+
     versions = {}
     for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "numpy"):
         try:
-            module = __import__(name)
-            versions[name] = getattr(module, "__version__", "?")
-        except ImportError:
+            versions[name] = metadata.version(name) if util.find_spec(name) else None
+        except metadata.PackageNotFoundError:
             versions[name] = None
-    cuda, devices = False, []
-    if versions["torch"]:
-        import torch
-
-        cuda = torch.cuda.is_available()
-        devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    emit("check", python=sys.version.split()[0], versions=versions, cuda=cuda, cuda_devices=devices)
+    emit("check", python=sys.version.split()[0], versions=versions)
     return 0
 
 
@@ -217,12 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     logprobs.add_argument("--run")
     logprobs.add_argument("--role", default="td")
     logprobs.add_argument("--cross", action="store_true")
-    logprobs.add_argument("--scale-shared", type=float, default=None)
     logprobs.add_argument("--base")
     logprobs.add_argument("--peft")
     logprobs.add_argument("--tokens", required=True)
     logprobs.add_argument("--out", required=True)
     logprobs.set_defaults(func=command_logprobs)
+    render = sub.add_parser("render")
+    render.add_argument("--base", required=True)
+    render.add_argument("--records", required=True)
+    render.add_argument("--index", type=int, action="append")
+    render.set_defaults(func=command_render)
     throughput = sub.add_parser("throughput")
     throughput.add_argument("--base", required=True)
     throughput.add_argument("--records", required=True)

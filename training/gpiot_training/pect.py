@@ -295,13 +295,10 @@ class PectModel(nn.Module):
         if dual:
             input_ids = torch.cat([input_ids, input_ids])
             attention_mask = torch.cat([attention_mask, attention_mask])
+        # The routing stays set after the forward pass: gradient checkpointing runs the forward again
+        # during backward, and it must take the same paths. The next forward pass replaces it.
         self.routing.set(role_ids.to(device), stream)
-        try:
-            output = self.model.model(
-                input_ids=input_ids, attention_mask=attention_mask, past_key_values=past_key_values, use_cache=use_cache
-            )
-        finally:
-            self.routing.clear()
+        output = self.model.model(input_ids=input_ids, attention_mask=attention_mask, past_key_values=past_key_values, use_cache=use_cache)
         return output.last_hidden_state[loss_rows.to(device)], output
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

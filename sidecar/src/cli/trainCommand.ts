@@ -2,7 +2,7 @@
  * `gpiot train`: tune the role models on training records (per-role LoRA or PECT co-tuning), then
  * export them as GGUF adapters with a profile, evaluate them on held-out records and write a report.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { defaultManifestPath, loadManifest, ManifestError, PROFILE_NAME_PATTERN } from "../models/manifest";
@@ -209,13 +209,16 @@ async function train(values: Record<string, string | boolean | undefined>, posit
   const session: Session = { progress: new TrainProgress(process.stderr, !values.quiet), json: Boolean(values.json) };
   const manifestPath = path.resolve((values.manifest as string | undefined) ?? defaultManifestPath());
   const resume = values.resume as string | undefined;
+  const python = resolveTrainingPython(values.python as string | undefined);
   let runDir: string;
   let args: string[];
+  let createdRunDir = false;
   if (resume) {
     if (positionals.length) throw new TrainUsageError("--resume RUN_DIR continues a run with its own settings: give no records file");
     runDir = path.resolve(resume);
     const run = readRunFile(runDir);
     if (values["gguf-base"]) await checkGgufMatchesHfBase(path.resolve(String(values["gguf-base"])), run.base);
+    await checkTrainingEnvironment(python);
     const config = path.join(runDir, "resume-config.json");
     writeFileSync(config, JSON.stringify({ out: runDir, ...(values.threads ? { threads: Number(values.threads) } : {}) }));
     args = ["train", "--config", config, "--resume"];
@@ -232,14 +235,13 @@ async function train(values: Record<string, string | boolean | undefined>, posit
     checkName((values.name as string | undefined) ?? path.basename(runDir), manifestPath);
     if (values["gguf-base"]) await checkGgufMatchesHfBase(path.resolve(String(values["gguf-base"])), base);
     const settings = trainerSettings(values, records, runDir);
+    await checkTrainingEnvironment(python);
+    createdRunDir = !existsSync(runDir);
     mkdirSync(runDir, { recursive: true });
     const config = path.join(runDir, "train-config.json");
     writeFileSync(config, `${JSON.stringify(settings, null, 2)}\n`);
     args = ["train", "--config", config];
   }
-  const python = resolveTrainingPython(values.python as string | undefined);
-  await checkTrainingEnvironment(python);
-
   const controller = new AbortController();
   let interrupted = false;
   const onSigint = () => {
@@ -262,7 +264,12 @@ async function train(values: Record<string, string | boolean | undefined>, posit
     session.progress.finish();
     if (result.exitCode !== 0) {
       if (result.error) session.progress.error(result.error.message);
-      else session.progress.error(`the trainer stopped with exit code ${result.exitCode}.\n${result.stderrTail.slice(-1500)}`);
+      else if (result.exitCode !== TrainExitCode.interrupted) session.progress.error(`the trainer stopped with exit code ${result.exitCode}.\n${result.stderrTail.slice(-1500)}`);
+      // A run that never started (bad records, no space, does not fit) leaves no folder behind.
+      if (!existsSync(path.join(runDir, "run.json"))) {
+        if (createdRunDir) rmSync(runDir, { recursive: true, force: true });
+        else rmSync(path.join(runDir, "train-config.json"), { force: true });
+      }
       return result.exitCode;
     }
     return await finishRun(runDir, session, values, manifestPath);

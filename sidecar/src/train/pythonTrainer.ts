@@ -135,8 +135,11 @@ export async function checkTrainingEnvironment(python: string): Promise<Extract<
         `or make a virtual environment at ${path.join(path.dirname(requirements), ".venv")} (gpiot train uses it when it exists), or pass --python.`,
     );
   }
-  const missing = Object.entries(check.versions).filter(([, version]) => !version).map(([name]) => name);
+  const missing = Object.entries(check.versions).filter(([, version]) => !version).map(([name]) => `"${name}"`);
   if (missing.length)
-    throw new TrainingSetupError(TrainExitCode.noEnvironment, `The Python environment ${python} lacks ${missing.join(", ")}. Install them: ${python} -m pip install -r ${requirements}`);
+    throw new TrainingSetupError(
+      TrainExitCode.noEnvironment,
+      `The Python environment ${python} cannot train: the package${missing.length > 1 ? "s" : ""} ${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} not installed. Install the training packages into it:\n  ${python} -m pip install -r ${requirements}`,
+    );
   return check;
 }

@@ -71,9 +71,10 @@ export const TrainEventSchema = z.discriminatedUnion("event", [
   z.looseObject({ event: z.literal("done"), out: z.string(), generations: z.string(), split: z.string() }),
   z.looseObject({ event: z.literal("interrupted"), step: z.number(), message: z.string() }),
   z.looseObject({ event: z.literal("error"), code: z.string(), message: z.string() }),
-  z.looseObject({ event: z.literal("check"), python: z.string(), versions: z.record(z.string(), z.string().nullable()), cuda: z.boolean() }),
+  z.looseObject({ event: z.literal("check"), python: z.string(), versions: z.record(z.string(), z.string().nullable()) }),
   z.looseObject({ event: z.literal("tiny_base"), dir: z.string(), vocab_size: z.number(), parameters: z.number() }),
   z.looseObject({ event: z.literal("logprobs"), out: z.string(), shape: z.array(z.number()) }),
+  z.looseObject({ event: z.literal("rendered"), index: z.number(), role: z.string(), format: z.string(), prompt_text: z.string(), prompt_ids: z.array(z.number()), answer_ids: z.array(z.number()) }),
   z.looseObject({ event: z.literal("throughput"), tokens_per_s: z.record(z.string(), z.number()), ratio_pect_vs_lora: z.number(), ratio_pect_cross_vs_lora: z.number() }),
   z.looseObject({ event: z.literal("share"), pect: z.record(z.string(), z.number()), lora: z.record(z.string(), z.number()) }),
 ]);
