@@ -55,7 +55,11 @@ export async function runTrainBench(options: { steps?: number; ablationSteps?: n
     ] as const) {
       const share = (await runTrainer(["share", ...shape], { python })).events.find((event): event is TrainEventOf<"share"> => event.event === "share");
       if (!share) continue;
-      lines.push(`  ${label}: LoRA ${pct(share.lora.share)} (${fmt(share.lora.trainable / 1e6)} M), PECT ${pct(share.pect.share)} (${fmt(share.pect.trainable / 1e6)} M, of which cross projections ${fmt(share.pect.cross / 1e6)} M); ratio PECT/LoRA ${fmt(share.pect.trainable / share.lora.trainable, 2)}`);
+      const plain = share.pect.trainable - share.pect.cross;
+      lines.push(
+        `  ${label}: LoRA ${pct(share.lora.share)} (${fmt(share.lora.trainable / 1e6)} M); PECT ${pct(plain / (share.pect.base + plain))} (${fmt(plain / 1e6)} M, ratio to LoRA ${fmt(plain / share.lora.trainable, 2)}); ` +
+          `PECT with cross projections ${pct(share.pect.share)} (${fmt(share.pect.trainable / 1e6)} M)`,
+      );
     }
 
     lines.push("", `Cross-projection ablation on the tiny model (${options.ablationSteps ?? 40} steps each, same seed and records)`);

@@ -119,6 +119,14 @@ describe("gpiot train --mode pect, smoke test", { skip }, () => {
     assert.deepEqual(readdirSync(smokeRun).filter((name) => /\.(tmp|old|staging)$/.test(name)), []);
   });
 
+  test("gpiot train export writes the run's profile again under another name", () => {
+    const result = gpiot(["train", "export", smokeRun, "--name", "smoke-again"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), "smoke-again");
+    const profile = JSON.parse(readFileSync(path.join(profilesDir, "smoke-again.json"), "utf8"));
+    assert.equal(profile.roles.cg.adapters[0].file, path.join(smokeRun, "gguf", "cg.lora.gguf"));
+  });
+
   test("gpiot synthesize --profile <run> runs on the tuned adapters", () => {
     const out = path.join(scratch, "program");
     const result = gpiot(["synthesize", REQUIREMENT, "--out", out, "--profile", "smoke", "--threads", "1"], {}, 300_000);
@@ -254,6 +262,11 @@ describe("runs a user can trust", { skip }, () => {
     assert.ok(max < 1e-6, `resumed weights differ by ${max}`);
     const profile = JSON.parse(readFileSync(path.join(profilesDir, "interrupted.json"), "utf8"));
     assert.equal(profile.roles.td.promptFormat, "paper", "a run trained on paper records records that format");
+
+    writeFileSync(paperRecords, readFileSync(paperRecords, "utf8") + readFileSync(paperRecords, "utf8").split("\n")[0] + "\n");
+    const changed = gpiot(["train", "--resume", interrupted]);
+    assert.equal(changed.code, 2, changed.stderr);
+    assert.match(changed.stderr, /records file .*paper\.jsonl changed since this run started/);
   });
 });
 
