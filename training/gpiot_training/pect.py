@@ -159,7 +159,7 @@ class RoutedLoraLinear(nn.Module):
                 if rows is None:
                     continue
                 part = (xd[rows] @ self.lora_A[role].T) @ self.lora_B[role].T
-                delta = delta.index_add(0, rows, part * self.scale)
+                delta = delta.index_add(0, rows, (part * self.scale).to(delta.dtype))
         if self.shared_path:
             weights = self.shared_weights[routing.role_ids].to(dtype).view(-1, *([1] * (x.dim() - 1)))
             delta = delta + weights * self.shared_scale * ((xd @ self.shared_A.T) @ self.shared_B.T)

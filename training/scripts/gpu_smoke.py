@@ -59,8 +59,8 @@ def step_figures(shape: dict, batch: int, seq: int, budget_end: float) -> None:
                 torch.cuda.synchronize()
                 started = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    loss, _, _ = model.loss(ids, mask, ids.clone(), roles)
+                # As the trainer runs it: bf16 base weights, fp32 LoRA paths, no autocast.
+                loss, _, _ = model.loss(ids, mask, ids.clone(), roles)
                 loss.backward()
                 optimizer.step()
                 torch.cuda.synchronize()
