@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import events
 from .events import EXIT_BAD_INPUT, EXIT_INTERRUPTED, TrainingError, emit, warn
 from .export import export_role, replace_dir
 from .fit import check_fit, read_shape
 from .formats import encode_prompt, encode_record, prompt_text
-from .pect import PectConfig, PectModel
+from .pect import PectConfig, PectModel, count_trainable_for_shape
 from .records import Record, check_roles, read_records
 
 STEP_DIR = "step-{:06d}"
@@ -379,13 +378,18 @@ class Run:
                 device=fit["device"],
             )
 
+        # Checkpoints (weights + AdamW state, two kept) and the exported adapters must fit on disk:
+        # checked from the model's shape, before hours are spent loading and training it.
+        shape_counts = count_trainable_for_shape(
+            pect, shape.hidden, shape.layers, shape.heads, shape.kv_heads, shape.ffn, shape.vocab, shape.tied
+        )
+        needed = 2 * (shape_counts["trainable"] * 4 * 3 + (1 << 20)) + shape_counts["per_role_export"] * 4 * len(roles)
+        self.check_disk(needed, self.out, "checkpoints and the exported adapters")
+
         seed_everything(s["seed"])
         tokenizer, base_model, storage = self.load_model(device, roles)
         model = PectModel(base_model, pect)
         counts = model.parameter_counts()
-        self.check_disk(
-            self.checkpoint_bytes(model) * 2 + counts["trainable"] * 4 * len(roles) * 2, self.out, "checkpoints and the exported adapters"
-        )
 
         splits = self.encode(tokenizer, records)
         train_by_role = splits["train"]
@@ -626,6 +630,3 @@ class Run:
             json.dump({"split": split_name, "generations": generations}, handle, indent=1)
         os.replace(path + ".tmp", path)
         emit("done", out=self.out, exports=exports, generations=path, split=split_name)
-
-
-__all__ = ["Run", "events"]

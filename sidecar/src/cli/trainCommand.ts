@@ -29,7 +29,8 @@ Model and export:
                              a small base itself; a 7B-13B base needs its published GGUF)
       --name NAME            profile name (default: the run folder's name)
       --out DIR              the run folder (must not exist or be empty)
-      --profiles-dir DIR     where trained profiles go (default: $GPIOT_PROFILES_DIR or ~/.config/gpiot/profiles)
+      --profiles-dir DIR     where trained profiles go (default: $GPIOT_PROFILES_DIR or ~/.config/gpiot/profiles;
+                             synthesize and the extension look there, or where GPIOT_PROFILES_DIR says)
       --manifest FILE        the models manifest whose profile names a run may not take
 Tuning:
       --mode pect|lora       pect (default): TD and CG co-tuned on one base; lora: one adapter per role
