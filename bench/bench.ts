@@ -12,6 +12,7 @@
  *    (tiny model).
  * 4. Training data (`gpiot data cgd`): documentation harvest and sandbox validation rates, next
  *    to bare `python -c` runs of the same work.
+ * 5. Training (bench/trainBench.ts): PECT vs LoRA throughput, trainable shares, the cross-projection ablation.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -27,6 +28,7 @@ import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
 import { formatDataBench, runDataBench } from "./dataBench";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
 import { formatMemoryFigures, measureRoleMemory } from "./memory";
+import { runTrainBench } from "./trainBench";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
 const RUNS = Number(process.env.GPIOT_BENCH_RUNS ?? 5);
@@ -182,6 +184,9 @@ async function main(): Promise<void> {
     } catch (error) {
       console.log(`  skipped: ${(error as Error).message}`);
     }
+
+    console.log("");
+    console.log((await runTrainBench()).join("\n"));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     rmSync(setup.dir, { recursive: true, force: true });

@@ -24,6 +24,7 @@ import type { VerifyRequest } from "../verify/report";
 import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
 import { benchCommand } from "./benchCommand";
 import { dataCommand } from "./dataCommand";
+import { trainCommand } from "./trainCommand";
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
 
@@ -33,6 +34,7 @@ Usage:
   gpiot models list|pull|remove|fit|import-peft ...   (gpiot models --help)
   gpiot bench [--profile NAME | --model FILE] [--tasks a,b] [--k N] [--out DIR]   (gpiot bench --help)
   gpiot data tdd|cgd|import|stats ...   training data for the TD, RT and CG models   (gpiot data --help)
+  gpiot train RECORDS.jsonl --base HF_MODEL_DIR --out RUN_DIR [options]   (gpiot train --help)
   gpiot --help | --version
 
 Synthesize options:
@@ -285,10 +287,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${ENGINE_VERSION}\n`);
       return 0;
     }
-    // `gpiot bench`, `gpiot models` and `gpiot data` have their own --help.
+    // `gpiot bench`, `gpiot models`, `gpiot data` and `gpiot train` have their own --help.
     if (command === "bench") return await benchCommand(rest);
     if (command === "models") return await modelsCommand(rest);
     if (command === "data") return await dataCommand(rest);
+    if (command === "train") return await trainCommand(rest);
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(USAGE);
       return 0;

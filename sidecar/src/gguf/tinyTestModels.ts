@@ -17,6 +17,12 @@ export type TinyTestModelOptions = {
      */
     stringEndBias?: number;
     /**
+     * Extra logits for more tokens, by piece (`"<0x0A>"` is the newline byte token, `"<|im_end|>"` the
+     * end of turn): steers a random model through grammars of free text, whose lines and blocks would
+     * otherwise run to their length caps.
+     */
+    tokenBiases?: Record<string, number>;
+    /**
      * A larger shape than the tiny default, for figures where the weights must dominate memory as in
      * real models (the benchmark). Weight scales follow the width so that the logits keep the tiny
      * model's statistics; the vocabulary and tokenizer stay the same.
@@ -86,7 +92,7 @@ export async function writeTinyTestModels(dir: string, options: TinyTestModelOpt
     // An adapter for a model of another width: loading it on the base must fail.
     const mismatchedShape = {...shape, embeddingLength: shape.embeddingLength + 32, feedForwardLength: shape.feedForwardLength + 64};
     const writes: Array<[string, () => GgufWriter]> = [
-        [paths.base, () => buildBaseModel(vocabulary, shape, seed, stringEndBias)],
+        [paths.base, () => buildBaseModel(vocabulary, shape, seed, stringEndBias, options.tokenBiases ?? {})],
         [paths.adapters.td, () => buildLoraAdapter("gpiot-tiny-td", shape, seed + 1)],
         [paths.adapters.rt, () => buildLoraAdapter("gpiot-tiny-rt", shape, seed + 2)],
         [paths.adapters.cg, () => buildLoraAdapter("gpiot-tiny-cg", shape, seed + 3)],
@@ -183,7 +189,7 @@ function widthScale(shape: TestModelShape): number {
     return Math.sqrt(TINY_MODEL_SHAPE.embeddingLength / shape.embeddingLength);
 }
 
-function buildBaseModel(vocabulary: Vocabulary, shape: TestModelShape, seed: number, stringEndBias: number): GgufWriter {
+function buildBaseModel(vocabulary: Vocabulary, shape: TestModelShape, seed: number, stringEndBias: number, tokenBiases: Record<string, number>): GgufWriter {
     const embd = shape.embeddingLength;
     const kvDim = (embd / shape.headCount) * shape.headCountKv;
     const layerStd = LAYER_WEIGHT_STD * widthScale(shape);
@@ -242,6 +248,18 @@ function buildBaseModel(vocabulary: Vocabulary, shape: TestModelShape, seed: num
     const output = random.normalArray(embd * vocabSize, outputStd);
     for (let token = 0; token < vocabSize; token++)
         output[token * embd + BIAS_CARRIER_DIMENSION] = token === vocabulary.quoteTokenId ? stringEndBias : 0;
+    for (const [piece, bias] of Object.entries(tokenBiases)) {
+        const token = vocabulary.tokens.indexOf(piece);
+        if (token < 0)
+            throw new Error(`tokenBiases: "${piece}" is not a token of the tiny vocabulary`);
+        output[token * embd + BIAS_CARRIER_DIMENSION] = bias;
+    }
+    for (const [piece, bias] of Object.entries(tokenBiases)) {
+        const token = vocabulary.tokens.indexOf(piece);
+        if (token < 0)
+            throw new Error(`tokenBiases: "${piece}" is not a token of the tiny vocabulary`);
+        output[token * embd + BIAS_CARRIER_DIMENSION] = bias;
+    }
     writer.addF32Tensor("output.weight", [embd, vocabSize], output);
 
     return writer;

@@ -9,12 +9,13 @@
  * pull` puts it), else in the manifest's folder. An entry with a `source` and no `file` is stored in
  * the models folder under the source's file name.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { roleNames, type RoleName } from "../schemas";
+import { PromptFormatSchema, type PromptFormat } from "../pipeline/promptFormats/promptFormat";
 
 const fileRefFields = {
   /** Local path: absolute, `~/...`, or relative (manifest folder, then models folder). */
@@ -60,10 +61,14 @@ export const AdapterRefSchema = z
   .refine((ref) => !ref.peft || ref.file !== undefined, { message: "a peft adapter needs a file: where its converted GGUF goes" });
 export type AdapterRef = z.infer<typeof AdapterRefSchema>;
 
+export { PromptFormatSchema, type PromptFormat };
+
 export const RoleConfigSchema = z.object({
   /** A separate model for this role; default: the profile's base model. */
   model: ModelFileRefSchema.optional(),
   adapters: z.array(AdapterRefSchema).default([]),
+  /** The prompt format this role's model was trained on; default "json". */
+  promptFormat: PromptFormatSchema.optional(),
 });
 export type RoleConfig = z.infer<typeof RoleConfigSchema>;
 
@@ -80,6 +85,10 @@ export const ProfileSchema = z.object({
   chatTemplate: z.string().optional(),
   /** Free text for users: licence, hardware, where the files come from. */
   notes: z.string().optional(),
+  /** Set on profiles written by `gpiot train`: the run they come from. */
+  training: z
+    .object({ run: z.string(), mode: z.enum(["lora", "pect"]), createdAt: z.string(), report: z.string().optional() })
+    .optional(),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
@@ -102,6 +111,8 @@ export type Manifest = z.infer<typeof ManifestSchema>;
 export interface ResolvedRole {
   modelPath: string;
   adapters: { path: string; scale: number }[];
+  /** How the pipeline prompts this role; absent means "json". */
+  promptFormat?: PromptFormat;
 }
 
 export interface ResolvedModels {
@@ -137,7 +148,31 @@ export function defaultManifestPath(): string {
   throw new ManifestError("Cannot find models/manifest.json next to the GPIoT installation.");
 }
 
-export function loadManifest(manifestPath: string): Manifest {
+export interface LoadManifestOptions {
+  /** Folder of trained profiles to add (default: defaultProfilesDir()); false: none. */
+  profilesDir?: string | false;
+}
+
+/**
+ * Reads a manifest and adds the profiles `gpiot train` wrote into the trained-profiles folder, so that
+ * `--profile <run>` works with any manifest. A manifest's own profile wins over a trained one of the
+ * same name; a trained-profile file that cannot be read is left out, and asking for it by name gives
+ * its problem (getProfile).
+ */
+export function loadManifest(manifestPath: string, options: LoadManifestOptions = {}): Manifest {
+  const manifest = readManifestFile(manifestPath);
+  const dir = options.profilesDir === undefined ? defaultProfilesDir() : options.profilesDir;
+  if (dir === false) return manifest;
+  const trained = readTrainedProfiles(dir);
+  for (const [name, profile] of trained.profiles) if (!manifest.profiles.has(name)) manifest.profiles.set(name, profile);
+  const problems = new Map([...trained.problems].filter(([name]) => !manifest.profiles.has(name)));
+  if (problems.size) trainedProfileProblems.set(manifest, problems);
+  return manifest;
+}
+
+const trainedProfileProblems = new WeakMap<Manifest, Map<string, string>>();
+
+function readManifestFile(manifestPath: string): Manifest {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(manifestPath, "utf8"));
@@ -191,6 +226,8 @@ export function resolveRefPath(ref: { file?: string; source?: string; peft?: unk
 export function getProfile(manifest: Manifest, profileName?: string): { name: string; profile: Profile } {
   const name = profileName ?? manifest.defaultProfile;
   const profile = manifest.profiles.get(name);
+  const problem = trainedProfileProblems.get(manifest)?.get(name);
+  if (!profile && problem) throw new ManifestError(problem);
   if (!profile) throw new ManifestError(`There is no model profile "${name}"; known profiles: ${[...manifest.profiles.keys()].join(", ")}.`);
   return { name, profile };
 }
@@ -207,6 +244,7 @@ export function resolveProfile(manifest: Manifest, manifestPath: string, profile
     roles[role] = {
       modelPath: config?.model ? localPath(config.model) : basePath,
       adapters: (config?.adapters ?? []).map((adapter) => ({ path: localPath(adapter), scale: adapter.scale })),
+      promptFormat: config?.promptFormat ?? "json",
     };
   }
   return { profile: name, roles, contextSize: profile.contextSize, minContextSize: profile.minContextSize, threads: profile.threads };
@@ -263,6 +301,70 @@ export function profileFiles(manifest: Manifest, manifestPath: string, profileNa
 
 /** All three roles on one model file with no adapters. */
 export function resolveSingleModel(modelPath: string): ResolvedModels {
-  const role = (): ResolvedRole => ({ modelPath: path.resolve(modelPath), adapters: [] });
+  const role = (): ResolvedRole => ({ modelPath: path.resolve(modelPath), adapters: [], promptFormat: "json" });
   return { profile: "file", roles: { td: role(), rt: role(), cg: role() } };
+}
+
+// Trained profiles (written by `gpiot train`)
+
+export const PROFILE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Where `gpiot train` keeps the profiles of tuned runs, one `<name>.json` per profile:
+ * $GPIOT_PROFILES_DIR, else the platform's config folder (~/.config/gpiot/profiles,
+ * $XDG_CONFIG_HOME/gpiot/profiles, ~/Library/Application Support/gpiot/profiles, %APPDATA%\gpiot\profiles).
+ */
+export function defaultProfilesDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.GPIOT_PROFILES_DIR) return path.resolve(expandHome(env.GPIOT_PROFILES_DIR));
+  if (process.platform === "win32") return path.join(env.APPDATA ?? path.join(os.homedir(), "AppData", "Roaming"), "gpiot", "profiles");
+  if (process.platform === "darwin") return path.join(os.homedir(), "Library", "Application Support", "gpiot", "profiles");
+  return path.join(env.XDG_CONFIG_HOME ?? path.join(os.homedir(), ".config"), "gpiot", "profiles");
+}
+
+export function readTrainedProfiles(dir: string): { profiles: Map<string, Profile>; problems: Map<string, string> } {
+  const profiles = new Map<string, Profile>();
+  const problems = new Map<string, string>();
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((file) => file.endsWith(".json")).sort();
+  } catch {
+    return { profiles, problems };
+  }
+  for (const file of names) {
+    const name = file.slice(0, -".json".length);
+    const filePath = path.join(dir, file);
+    if (!PROFILE_NAME_PATTERN.test(name)) continue;
+    try {
+      const parsed = ProfileSchema.safeParse(JSON.parse(readFileSync(filePath, "utf8")));
+      if (parsed.success) profiles.set(name, parsed.data);
+      else problems.set(name, `The trained profile ${filePath} is invalid at ${parsed.error.issues[0].path.join(".")}: ${parsed.error.issues[0].message}. Export the run again (gpiot train export RUN) or delete the file.`);
+    } catch (error) {
+      problems.set(name, `Cannot read the trained profile ${filePath}: ${(error as Error).message}. Export the run again (gpiot train export RUN) or delete the file.`);
+    }
+  }
+  return { profiles, problems };
+}
+
+/**
+ * Writes a trained profile atomically (a temporary file renamed into place). Refuses a name the
+ * given manifest already uses, so a run can never shadow a shipped profile.
+ */
+export function writeTrainedProfile(name: string, profile: Profile, options: { dir?: string; manifestPath?: string } = {}): string {
+  if (!PROFILE_NAME_PATTERN.test(name)) throw new ManifestError(`"${name}" cannot be a profile name: use letters, digits, ".", "_" and "-" (at most 64, starting with a letter or digit).`);
+  const manifestPath = options.manifestPath ?? defaultManifestPath();
+  const own = readManifestFile(manifestPath);
+  if (own.profiles.has(name)) throw new ManifestError(`The profile name "${name}" is taken by ${manifestPath}; choose another --name for the run.`);
+  const checked = ProfileSchema.parse(profile);
+  const dir = options.dir ?? defaultProfilesDir();
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, `${JSON.stringify(checked, null, 2)}\n`);
+    renameSync(tmp, file);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  return file;
 }

@@ -7,6 +7,7 @@ import { stat } from "node:fs/promises";
 import {
   readGgufFileInfo,
   LlamaChatSession,
+  LlamaCompletion,
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
@@ -18,6 +19,7 @@ import { roleNames, type RoleName } from "../schemas";
 import { DEFAULT_CONTEXT_SIZE, defaultThreadCount, type EngineSettings } from "../settings";
 import { answerBudget } from "../pipeline/contextBudget";
 import type { GenerationRequest, GenerationResult, RoleModels, StopReason } from "../pipeline/structuredGeneration";
+import type { CompletionRequest, PromptFormat } from "../pipeline/promptFormats/promptFormat";
 import type { ResolvedModels } from "./manifest";
 import { detectHardware, insightsEstimator, planFit, type FitEstimator, type FitHardware, type FitPlan } from "./gpuFit";
 
@@ -33,7 +35,7 @@ export class ModelLoadError extends Error {
 
 export interface LoadedModelInfo {
   profile: string;
-  roles: Record<RoleName, { modelPath: string; adapters: { path: string; scale: number }[]; contextSize: number }>;
+  roles: Record<RoleName, { modelPath: string; adapters: { path: string; scale: number }[]; contextSize: number; promptFormat: PromptFormat }>;
   distinctModels: number;
   threads: number;
   gpu: string | false;
@@ -227,7 +229,7 @@ export class ModelHost implements RoleModels {
       const info: LoadedModelInfo = {
         profile: resolved.profile,
         roles: Object.fromEntries(
-          roleNames.map((role) => [role, { ...resolved.roles[role], contextSize: roles[role].context.contextSize }]),
+          roleNames.map((role) => [role, { ...resolved.roles[role], promptFormat: resolved.roles[role].promptFormat ?? "json", contextSize: roles[role].context.contextSize }]),
         ) as LoadedModelInfo["roles"],
         distinctModels: models.size,
         threads,
@@ -241,6 +243,59 @@ export class ModelHost implements RoleModels {
       for (const context of contexts) await context.dispose();
       for (const model of models.values()) await model.dispose();
       throw error;
+    }
+  }
+
+  promptFormat(role: RoleName): PromptFormat {
+    return this.info.roles[role].promptFormat;
+  }
+
+  private gbnfGrammar(gbnf: string): Promise<LlamaGrammar> {
+    const key = `gbnf:${gbnf}`;
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      grammar = this.llama.createGrammar({ grammar: gbnf });
+      this.grammars.set(key, grammar);
+    }
+    return grammar;
+  }
+
+  /**
+   * Completes a fully rendered prompt as raw text (no chat template), under a GBNF grammar. The text is
+   * tokenized with special tokens read as such ("<s>" is BOS) and llama.cpp's own BOS goes in front, as
+   * a Hugging Face tokenizer call does: this is how the GPIoT authors' scripts feed their prompts.
+   */
+  async complete(request: CompletionRequest): Promise<GenerationResult> {
+    if (this.disposed) throw new Error("The models were unloaded");
+    const role = this.roles[request.role];
+    const grammar = await this.gbnfGrammar(request.gbnf);
+    const completion = new LlamaCompletion({ contextSequence: role.sequence });
+    const started = performance.now();
+    let firstTokenMs = -1;
+    let tokenCount = 0;
+    try {
+      const result = await completion.generateCompletionWithMeta(role.sequence.model.tokenize(request.prompt, true), {
+        grammar,
+        maxTokens: request.maxTokens,
+        signal: request.signal,
+        stopOnAbortSignal: true,
+        temperature: this.settings.temperature,
+        seed: this.settings.seed,
+        onToken(tokens) {
+          if (firstTokenMs < 0) firstTokenMs = performance.now() - started;
+          tokenCount += tokens.length;
+        },
+        onTextChunk: request.onTextChunk,
+      });
+      return {
+        text: result.response,
+        stopReason: result.metadata.stopReason as StopReason,
+        tokenCount,
+        firstTokenMs: Math.max(0, firstTokenMs),
+        totalMs: performance.now() - started,
+      };
+    } finally {
+      completion.dispose({ disposeSequence: false });
     }
   }
 

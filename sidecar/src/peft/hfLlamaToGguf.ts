@@ -4,10 +4,14 @@
  * convert_hf_to_gguf.py, written with our own GgufWriter.
  *
  * It exists to prove the PEFT converter against transformers on a tiny fixture, and for small
- * experiments. It does not read the checkpoint's tokenizer: it writes a placeholder llama/SPM
- * vocabulary of the right size (<unk>, <s>, </s>, the 256 byte tokens, then filler pieces), so the
- * model loads and evaluates token ids, but text tokenization is meaningless. For real models use a
- * published GGUF or llama.cpp's own converter. Everything is held in memory, so keep it to small models.
+ * experiments (the tiny bases `gpiot train` tests on). The checkpoint's tokenizer is carried over
+ * when llama.cpp can tokenize exactly like it: a tokenizer.json BPE vocabulary with byte fallback
+ * and no merges, spaces written as U+2581 and nothing else normalised (one token per character,
+ * UTF-8 bytes for the rest), with its special tokens, BOS/EOS and chat template. Any other tokenizer
+ * gets a placeholder llama/SPM vocabulary of the right size (<unk>, <s>, </s>, the 256 byte tokens,
+ * then filler pieces): the model loads and evaluates token ids, but text tokenization is
+ * meaningless. For real models use a published GGUF or llama.cpp's own converter. Everything is
+ * held in memory, so keep it to small models.
  */
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -137,7 +141,8 @@ export async function convertHfLlamaToGguf(options: HfLlamaConversionOptions): P
   }
 
   const writer = new GgufWriter();
-  const vocabulary = placeholderVocabulary(config.vocabSize);
+  const tokenizer = await readExactTokenizer(options.modelDir, config.vocabSize);
+  const vocabulary = tokenizer ?? { ...placeholderVocabulary(config.vocabSize), unk: 0, bos: 1, eos: 2, addBos: true, chatTemplate: undefined, pad: undefined };
   writer
     .setString("general.architecture", "llama")
     .setString("general.name", options.name ?? path.basename(path.resolve(options.modelDir)))
@@ -156,11 +161,14 @@ export async function convertHfLlamaToGguf(options: HfLlamaConversionOptions): P
     .setStringArray("tokenizer.ggml.tokens", vocabulary.tokens)
     .setFloat32Array("tokenizer.ggml.scores", vocabulary.scores)
     .setInt32Array("tokenizer.ggml.token_type", vocabulary.types)
-    .setUint32("tokenizer.ggml.unknown_token_id", 0)
-    .setUint32("tokenizer.ggml.bos_token_id", 1)
-    .setUint32("tokenizer.ggml.eos_token_id", 2)
-    .setBool("tokenizer.ggml.add_bos_token", true)
+    .setUint32("tokenizer.ggml.unknown_token_id", vocabulary.unk)
+    .setUint32("tokenizer.ggml.bos_token_id", vocabulary.bos)
+    .setUint32("tokenizer.ggml.eos_token_id", vocabulary.eos)
+    .setBool("tokenizer.ggml.add_bos_token", vocabulary.addBos)
     .setBool("tokenizer.ggml.add_eos_token", false);
+  if (tokenizer) writer.setBool("tokenizer.ggml.add_space_prefix", false);
+  if (vocabulary.pad !== undefined) writer.setUint32("tokenizer.ggml.padding_token_id", vocabulary.pad);
+  if (vocabulary.chatTemplate) writer.setString("tokenizer.chat_template", vocabulary.chatTemplate);
 
   const expected = expectedShapes(config);
   const seen = new Set<string>();
@@ -240,4 +248,86 @@ export function placeholderVocabulary(size: number): { tokens: string[]; scores:
     types.push(TokenType.normal);
   }
   return { tokens, scores: tokens.map((_, index) => -index), types };
+}
+
+interface ExactTokenizer {
+  tokens: string[];
+  scores: number[];
+  types: number[];
+  unk: number;
+  bos: number;
+  eos: number;
+  pad?: number;
+  addBos: boolean;
+  chatTemplate?: string;
+}
+
+async function readJson(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The checkpoint's tokenizer as GGUF metadata, when llama.cpp's SPM tokenizer (with no space
+ * prefix) splits every text into the same ids: a BPE model with byte fallback and no merges, a
+ * normaliser that only writes spaces as U+2581, no pre-tokenizer. Undefined for anything else.
+ */
+/** The fields of a Hugging Face tokenizer.json this converter reads; anything may be missing. */
+interface HfTokenizerJson {
+  model?: { type?: string; byte_fallback?: boolean; merges?: unknown[]; vocab?: Record<string, number>; unk_token?: unknown };
+  pre_tokenizer?: unknown;
+  normalizer?: { type?: string; pattern?: { String?: string }; content?: string };
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+  post_processor?: { type?: string; single?: { SpecialToken?: { id?: string } }[] };
+}
+
+/** The fields of a Hugging Face tokenizer_config.json this converter reads. */
+interface HfTokenizerConfig {
+  unk_token?: unknown;
+  bos_token?: unknown;
+  eos_token?: unknown;
+  pad_token?: unknown;
+  chat_template?: unknown;
+}
+
+async function readExactTokenizer(modelDir: string, vocabSize: number): Promise<ExactTokenizer | undefined> {
+  const json = (await readJson(path.join(modelDir, "tokenizer.json"))) as HfTokenizerJson | undefined;
+  const model = json?.model;
+  if (!model || model.type !== "BPE" || !model.byte_fallback || (model.merges ?? []).length !== 0 || json.pre_tokenizer) return undefined;
+  const normalizer = json.normalizer;
+  if (!normalizer || normalizer.type !== "Replace" || normalizer.pattern?.String !== " " || normalizer.content !== "\u2581") return undefined;
+  const byId = new Map<number, string>();
+  for (const [piece, id] of Object.entries(model.vocab ?? {})) byId.set(id, piece);
+  const special = new Set<number>();
+  for (const added of json.added_tokens ?? []) {
+    byId.set(added.id, added.content);
+    if (added.special) special.add(added.id);
+  }
+  if (byId.size !== vocabSize || ![...byId.keys()].every((id) => id >= 0 && id < vocabSize)) return undefined;
+  const tokens = Array.from({ length: vocabSize }, (_, id) => byId.get(id)!);
+  const idOf = (value: unknown) => {
+    const content = typeof value === "string" ? value : (value as { content?: string } | undefined)?.content;
+    const id = content === undefined ? -1 : tokens.indexOf(content);
+    return id >= 0 ? id : undefined;
+  };
+  const config = ((await readJson(path.join(modelDir, "tokenizer_config.json"))) ?? {}) as HfTokenizerConfig;
+  const unk = idOf(model.unk_token ?? config.unk_token) ?? 0;
+  const bos = idOf(config.bos_token);
+  const eos = idOf(config.eos_token);
+  if (bos === undefined || eos === undefined) return undefined;
+  const single = json.post_processor?.type === "TemplateProcessing" ? json.post_processor.single : undefined;
+  const addBos = Array.isArray(single) && single[0]?.SpecialToken?.id === tokens[bos];
+  let chatTemplate: string | undefined = typeof config.chat_template === "string" ? config.chat_template : undefined;
+  if (!chatTemplate) {
+    try {
+      chatTemplate = await readFile(path.join(modelDir, "chat_template.jinja"), "utf8");
+    } catch {
+      chatTemplate = undefined;
+    }
+  }
+  const types = tokens.map((token, id) => (id === unk ? TokenType.unknown : special.has(id) ? TokenType.control : /^<0x[0-9A-F]{2}>$/.test(token) ? TokenType.byte : TokenType.normal));
+  return { tokens, scores: tokens.map(() => 0), types, unk, bos, eos, pad: idOf(config.pad_token), addBos, chatTemplate };
 }

@@ -8,6 +8,8 @@ import { pythonIdentifier } from "./pythonNames";
 import { describeLimits } from "./requirement";
 import { describeAvailableValues, renderSpecMarkdown } from "./requirementTransformation";
 import { generateStructured, type RoleModels, type StructuredResult } from "./structuredGeneration";
+import { promptFormatOf } from "./promptFormats/promptFormat";
+import { generateCodePaper } from "./promptFormats/paperStages";
 
 export interface CodeGenerationInput {
   requirement: string;
@@ -21,8 +23,8 @@ export interface CodeGenerationInput {
 export interface CodeGenerationHooks {
   signal?: AbortSignal;
   maxTokens: number;
-  onTextChunk?(text: string): void;
-  onCodeDelta?(text: string): void;
+  onTextChunk?: (text: string) => void;
+  onCodeDelta?: (text: string) => void;
 }
 
 export const CG_SYSTEM_PROMPT = [
@@ -53,6 +55,7 @@ export function buildCodePrompt(input: CodeGenerationInput): string {
 }
 
 export async function generateCode(models: RoleModels, input: CodeGenerationInput, hooks: CodeGenerationHooks): Promise<StructuredResult<CodeArtifact>> {
+  if (promptFormatOf(models, "cg") === "paper") return generateCodePaper(models, input, hooks);
   const scanner = new JsonStreamScanner({
     onStringDelta(path, text) {
       if (path === "code") hooks.onCodeDelta?.(text);

@@ -7,6 +7,7 @@
 import type { z } from "zod";
 import { grammarSchemaFor, type GrammarJsonSchema } from "../grammarSchema";
 import type { RoleName } from "../schemas";
+import type { PromptFormatModels } from "./promptFormats/promptFormat";
 
 export interface GenerationRequest {
   role: RoleName;
@@ -29,7 +30,7 @@ export interface GenerationResult {
   totalMs: number;
 }
 
-export interface RoleModels {
+export interface RoleModels extends PromptFormatModels {
   generate(request: GenerationRequest): Promise<GenerationResult>;
 }
 

@@ -7,6 +7,8 @@ import { DecompositionSchema, SubTaskSchema, type ResourceLimits, type SubTask }
 import { JsonStreamScanner } from "./jsonStream";
 import { describeLimits } from "./requirement";
 import { generateStructured, type RoleModels, type StructuredResult } from "./structuredGeneration";
+import { promptFormatOf } from "./promptFormats/promptFormat";
+import { decomposeRequirementPaper } from "./promptFormats/paperStages";
 
 export interface DecompositionInput {
   requirement: string;
@@ -42,6 +44,7 @@ export async function decomposeRequirement(
   input: DecompositionInput,
   hooks: DecompositionHooks,
 ): Promise<StructuredResult<{ subTasks: SubTask[] }>> {
+  if (promptFormatOf(models, "td") === "paper") return decomposeRequirementPaper(models, input, hooks);
   const scanner = new JsonStreamScanner({
     onArrayElement(path, index, json) {
       if (path !== "subTasks" || !hooks.onSubTask) return;
