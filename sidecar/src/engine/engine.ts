@@ -26,6 +26,8 @@ import { JobQueue, type Job, type JobOutcome } from "./jobQueue";
 import { ModelLifecycle, type LogLevel } from "./modelLifecycle";
 import { Program } from "./program";
 import { planVerification, runVerification, type VerifyPlan } from "./verification";
+import { RetrievalService } from "../retrieval/retrievalService";
+import { JobRetrieval } from "./retrievalStep";
 
 export { EngineError, toErrorInfo } from "./errors";
 export type { LogLevel } from "./modelLifecycle";
@@ -60,6 +62,7 @@ export class SynthesisEngine {
   readonly settings: EngineSettings;
   private readonly models: ModelLifecycle;
   private readonly jobs: JobQueue;
+  private readonly retrieval: RetrievalService;
   private readonly programs = new Map<string, Program>();
   private readonly verifyPlans = new WeakMap<Program, VerifyPlan>();
   private readonly jobListeners = new Set<(event: JobEvent) => void>();
@@ -73,6 +76,13 @@ export class SynthesisEngine {
   ) {
     this.settings = EngineSettingsSchema.parse(settings);
     this.models = new ModelLifecycle(this.settings, (event) => this.notify(this.modelListeners, event), (level, message) => this.log(level, message));
+    this.retrieval = new RetrievalService({
+      settings: this.settings,
+      manifestPath: () => this.models.manifestPath(),
+      loadedProfile: () => this.models.info?.profile,
+      runtime: () => this.models.runtime(),
+      log: (level, message) => this.log(level, message),
+    });
     this.jobs = new JobQueue({
       emit: (event) => this.notify(this.jobListeners, event),
       logError: (message) => this.log("error", message),
@@ -110,6 +120,11 @@ export class SynthesisEngine {
   /** Pull plans, pulls with progress, removal and GPU fit (gpiot/pullPlan, pullModel, cancelPull, removeModel, modelFit). */
   get modelManager(): ModelsService {
     return this.models.modelManager;
+  }
+
+  /** The retrieval index: add, list, remove, rebuild, search (gpiot/index*). */
+  get retrievalIndex(): RetrievalService {
+    return this.retrieval;
   }
 
   status(): ResultOf<"status"> {
@@ -170,6 +185,7 @@ export class SynthesisEngine {
         models: this.models,
         emit: jobEmitter(job, (event) => this.notify(this.jobListeners, event)),
         log: (message) => this.log("info", message),
+        retrieval: new JobRetrieval(this.retrieval),
       }),
     );
   }
@@ -332,6 +348,7 @@ export class SynthesisEngine {
     if (this.disposed) return;
     this.disposed = true;
     await this.jobs.close({ code: "SHUTTING_DOWN", message: "The engine shut down before the job started" });
+    await this.retrieval.dispose();
     await this.models.dispose();
   }
 }

@@ -13,6 +13,10 @@ import { checkPythonSyntax } from "../pipeline/pythonSyntax";
 import { transformSubTask } from "../pipeline/requirementTransformation";
 import { CancelledError, throwIfCancelled } from "../pipeline/structuredGeneration";
 import { decomposeRequirement } from "../pipeline/taskDecomposition";
+import { CG_SYSTEM_PROMPT, buildCodePrompt } from "../pipeline/codeGeneration";
+import { RT_SYSTEM_PROMPT, buildIoPrompt } from "../pipeline/requirementTransformation";
+import { UserTargetSchema } from "../schemas";
+import { retrieveForStage, type JobRetrieval } from "./retrievalStep";
 import { writeProgram } from "../pipeline/writeProgram";
 import { EngineError, toErrorInfo } from "./errors";
 import type { Job, JobOutcome } from "./jobQueue";
@@ -30,10 +34,16 @@ export interface JobContext {
   emit: (event: JobEventBody) => void;
   /** A line for the engine's log (e.g. what was cleaned up after an interrupted write). */
   log: (message: string) => void;
+  /** Passages from the user's documents for RT and CG; absent: no retrieval. */
+  retrieval?: JobRetrieval;
 }
 
 export function jobEmitter(job: Job, emit: (event: JobEvent) => void): (event: JobEventBody) => void {
   return (event) => emit({ ...event, jobId: job.id, programId: job.program.id } as JobEvent);
+}
+
+function stageRetrieval(context: JobContext, role: "rt" | "cg") {
+  return { retrieval: context.retrieval, signal: context.job.controller.signal, contextSize: context.models.info?.roles[role]?.contextSize, emit: context.emit };
 }
 
 function stageFailed(context: JobContext, stage: "td" | "rt" | "cg" | "write", subTaskId: string | undefined, error: unknown): never {
@@ -69,18 +79,29 @@ export async function specify(context: JobContext, host: ModelHost, subTaskId: s
   const entry = program.find(subTaskId)!;
   context.models.markGenerating();
   emit({ type: "stageStarted", stage: "rt", subTaskId });
+  const input = { requirement: program.requirement, limits: program.limits, subTask: entry.subTask, previousSpecs: program.specsBefore(subTaskId) };
+  const passages = await retrieveForStage(stageRetrieval(context, "rt"), host, {
+    stage: "rt",
+    subTaskId,
+    query: [entry.subTask.name, entry.subTask.problem, ...entry.subTask.steps].join("\n"),
+    systemPrompt: RT_SYSTEM_PROMPT,
+    // The longer of RT's two prompts: the I/O prompt with the longest target.
+    userPrompt: buildIoPrompt(input, "x".repeat(UserTargetSchema.shape.target.maxLength ?? 400)),
+    maxAnswerTokens: Math.max(settings.maxTokens.rtTarget, settings.maxTokens.rtIo),
+  });
   const result = await transformSubTask(
     host,
-    { requirement: program.requirement, limits: program.limits, subTask: entry.subTask, previousSpecs: program.specsBefore(subTaskId) },
+    { ...input, passages },
     {
       signal: job.controller.signal,
       maxTokens: { target: settings.maxTokens.rtTarget, io: settings.maxTokens.rtIo },
       onTextChunk: (_step, text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }),
     },
   ).catch((error) => stageFailed(context, "rt", subTaskId, error));
-  program.setSpec(subTaskId, result.spec);
+  const citations = passages.map((passage) => passage.citation);
+  program.setSpec(subTaskId, result.spec, citations);
   context.timings.push({ stage: "rt", subTaskId, ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
-  emit({ type: "specReady", subTaskId, spec: result.spec, markdown: entry.specMarkdown! });
+  emit({ type: "specReady", subTaskId, spec: result.spec, markdown: entry.specMarkdown!, citations });
 }
 
 export async function generateSubTaskCode(context: JobContext, host: ModelHost, subTaskId: string, repair?: { previousCode: string; error: string }): Promise<void> {
@@ -91,9 +112,22 @@ export async function generateSubTaskCode(context: JobContext, host: ModelHost, 
   context.models.markGenerating();
   entry.codeState = "streaming";
   emit({ type: "stageStarted", stage: "cg", subTaskId });
+  const input = { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId), ...(repair ? { repair } : {}) };
+  const spec = entry.spec!;
+  const passages = await retrieveForStage(stageRetrieval(context, "cg"), host, {
+    stage: "cg",
+    subTaskId,
+    query: [spec.target, entry.subTask.name, ...[...spec.inputs, ...spec.outputs].map((parameter) => `${parameter.name} (${parameter.type}): ${parameter.description}`)].join("\n"),
+    systemPrompt: CG_SYSTEM_PROMPT,
+    userPrompt: buildCodePrompt(input),
+    maxAnswerTokens: settings.maxTokens.cg,
+  }).catch((error) => {
+    entry.codeState = entry.artifact ? "stale" : "failed";
+    throw error;
+  });
   const result = await generateCode(
     host,
-    { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId), ...(repair ? { repair } : {}) },
+    { ...input, passages },
     {
       signal,
       maxTokens: settings.maxTokens.cg,
@@ -109,10 +143,11 @@ export async function generateSubTaskCode(context: JobContext, host: ModelHost, 
     entry.codeState = entry.artifact ? "stale" : "failed";
     throw error;
   });
-  program.setCode(subTaskId, result.value, syntax);
+  const citations = passages.map((passage) => passage.citation);
+  program.setCode(subTaskId, result.value, syntax, citations);
   context.timings.push({ stage: "cg", subTaskId, ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
   context.timings.push({ stage: "check", subTaskId, ms: Math.round(performance.now() - syntaxStarted), tokens: 0 });
-  emit({ type: "codeReady", subTaskId, artifact: result.value, syntax });
+  emit({ type: "codeReady", subTaskId, artifact: result.value, syntax, citations });
 }
 
 /**
