@@ -686,4 +686,20 @@ export class GpiotRpcClient {
     this.pullListeners.add(listener);
     return { dispose: () => this.pullListeners.delete(listener) };
   }
+
+  // Retrieval index
+  private readonly indexListeners = new Set<(progress: IndexProgress) => void>();
+  private indexSubscribed = false;
+
+  onIndexProgress(listener: (progress: IndexProgress) => void): { dispose(): void } {
+    if (!this.indexSubscribed) {
+      this.indexSubscribed = true;
+      this.endpoint.onNotification(notifications.indexProgress.method, (params) => {
+        const progress = IndexProgressSchema.parse(params);
+        for (const each of [...this.indexListeners]) each(progress);
+      });
+    }
+    this.indexListeners.add(listener);
+    return { dispose: () => this.indexListeners.delete(listener) };
+  }
 }

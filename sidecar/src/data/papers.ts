@@ -139,7 +139,7 @@ function keepContent(sections: PaperSection[]): PaperSection[] {
 
 /** Drops Markdown emphasis and code marks from a heading; underscores inside names (find_peaks) stay. */
 function stripEmphasis(heading: string): string {
-  return heading.replace(/[*`]/g, "").replace(/(^|[^\p{L}\p{N}])_+|_+(?=[^\p{L}\p{N}]|$)/gu, "$1");
+  return heading.replace(/[*`]/g, "").replace(/(^|[^\p{L}\p{N}_])_+|_+(?=[^\p{L}\p{N}_]|$)/gu, "$1");
 }
 
 export function markdownSections(markdown: string): PaperSection[] {
