@@ -16,13 +16,17 @@
  *   chatParticipant.ts    @gpiot, where the chat API exists
  *   modelCommands.ts      model profile/file, load, status, log
  *   statusBar.ts          model state in the status bar
+ *   documentIndex.ts      the document index: add a folder, show, remove, rebuild
+ *   citations.ts          the passages specs and code were written with: Sources, tooltips, open at the passage
  *
  * activate() returns an API (GpiotExtensionApi) that tests and the benchmark read state from.
  */
 import * as vscode from "vscode";
 import { registerChatParticipant } from "./chatParticipant";
+import { registerCitations } from "./citations";
 import { CommentChat, type CommentThreadInfo } from "./commentChat";
-import { ENGINE_SETTINGS, engineSettings, SECTION } from "./config";
+import { ENGINE_SETTINGS, engineSettings, SECTION, setIndexDir } from "./config";
+import { DocumentIndex } from "./documentIndex";
 import { Jobs } from "./jobs";
 import { ModelManager } from "./modelCommands";
 import { ProgramStore, type JobRecord } from "./programStore";
@@ -44,6 +48,7 @@ export interface GpiotExtensionApi {
   readonly jobs: Jobs;
   readonly models: ModelManager;
   readonly ui: Ui;
+  readonly documentIndex: DocumentIndex;
   /** The task tree as the view shows it (every node expanded). */
   treeSnapshot(): Promise<TreeSnapshotNode[]>;
   /** The text of the status-bar item. */
@@ -62,6 +67,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
   const started = performance.now();
   const log = vscode.window.createOutputChannel("GPIoT", { log: true });
   const ui = new Ui(log);
+  setIndexDir(vscode.Uri.joinPath(context.globalStorageUri, "index").fsPath);
   const sidecar = new Sidecar(context.asAbsolutePath("dist/sidecar.mjs"), engineSettings, log);
   const store = new ProgramStore();
   const jobs = new Jobs(sidecar, store, log);
@@ -90,6 +96,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
   review = new ReviewCommands({ ...synthesis, store, tree, currentGeneration: () => sidecar.generation });
   const commentChat = new CommentChat({ ...synthesis, proposals }, context.extensionUri);
   const statusBar = new ModelStatusBar(models);
+  const documentIndex = new DocumentIndex(sidecar, ui);
 
   context.subscriptions.push(
     log,
@@ -110,6 +117,8 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     ...review.register(),
     ...commentChat.register(),
     ...models.register(),
+    ...documentIndex.register(),
+    ...registerCitations(ui),
   );
   const participant = registerChatParticipant(jobs, context.extensionUri);
   if (participant) context.subscriptions.push(participant);
@@ -142,6 +151,8 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (ENGINE_SETTINGS.some((key) => event.affectsConfiguration(`${SECTION}.${key}`))) applySettings();
     }),
+    // Workspace sources of the index are searched only while their folder is open.
+    vscode.workspace.onDidChangeWorkspaceFolders(() => applySettings()),
     store.onDidEndJob(() => {
       if (pendingSettings) applySettings();
     }),
@@ -164,6 +175,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     jobs,
     models,
     ui,
+    documentIndex,
     treeSnapshot: () => tree.snapshot(),
     statusBarText: () => statusBar.text,
     commentThreads: () => commentChat.info(),

@@ -294,6 +294,7 @@ export class ProgramStore implements vscode.Disposable {
         if (entry) {
           entry.spec = event.spec;
           entry.specMarkdown = event.markdown;
+          entry.specCitations = event.citations ?? [];
           entry.activeStage = undefined;
           if (entry.artifact) entry.codeState = "stale";
         }
@@ -315,6 +316,7 @@ export class ProgramStore implements vscode.Disposable {
           entry.artifact = event.artifact;
           entry.syntax = event.syntax;
           entry.codeStream = event.artifact.code;
+          entry.codeCitations = event.citations ?? [];
           entry.codeState = event.syntax.checked && !event.syntax.ok ? "syntaxError" : "done";
           entry.activeStage = undefined;
           if (program.files.length) program.filesStale = true;

@@ -9,6 +9,7 @@
  *   gpiot-stream:/<uid>/<subTaskId>/spec.md and .../code.py: one sub-task
  */
 import * as vscode from "vscode";
+import { sourcesMarkdown } from "./citations";
 import type { ProgramState, ProgramStore, SubTaskState } from "./programStore";
 
 export const STREAM_SCHEME = "gpiot-stream";
@@ -55,7 +56,7 @@ export function renderDecomposition(program: ProgramState): string {
 
 export function renderSpec(entry: SubTaskState, index: number): string {
   const lines = [`## ${index + 1}. ${entry.subTask.name}`, ""];
-  if (entry.specMarkdown) lines.push(entry.specMarkdown.trim(), "");
+  if (entry.specMarkdown) lines.push(entry.specMarkdown.trim(), "", ...sourcesMarkdown(entry));
   else if (entry.activeStage === "rt") lines.push("_The requirement transformation model is writing:_", "", "```json", entry.specStream.slice(-4000), "```", "");
   else lines.push("_No specification yet._", "");
   return lines.join("\n");

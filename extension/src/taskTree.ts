@@ -6,6 +6,7 @@
  */
 import path from "node:path";
 import * as vscode from "vscode";
+import { OPEN_CITATION_COMMAND, sourcesTooltip } from "./citations";
 import type { ProgramState, ProgramStore, SubTaskState } from "./programStore";
 import { describePhase } from "./progress";
 import { short } from "./jobs";
@@ -30,6 +31,8 @@ export interface TreeSnapshotNode {
   label: string;
   description?: string;
   contextValue?: string;
+  /** The tooltip's text (Markdown source for a MarkdownString). */
+  tooltip?: string;
   kind: TreeNode["kind"];
   children: TreeSnapshotNode[];
 }
@@ -222,7 +225,9 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         const item = new vscode.TreeItem(`${index + 1}. ${oneLine(entry.subTask.name)}`, vscode.TreeItemCollapsibleState.Collapsed);
         item.id = node.id;
         item.description = subTaskDescription(entry);
-        item.tooltip = new vscode.MarkdownString(`**${escapeMarkdown(entry.subTask.name)}**\n\n${escapeMarkdown(entry.subTask.problem)}\n\n${entry.subTask.steps.map((step) => `- ${escapeMarkdown(step)}`).join("\n")}`);
+        const tooltip = new vscode.MarkdownString(`**${escapeMarkdown(entry.subTask.name)}**\n\n${escapeMarkdown(entry.subTask.problem)}\n\n${entry.subTask.steps.map((step) => `- ${escapeMarkdown(step)}`).join("\n")}${sourcesTooltip(entry)}`);
+        tooltip.isTrusted = { enabledCommands: [OPEN_CITATION_COMMAND] };
+        item.tooltip = tooltip;
         item.iconPath = subTaskIcon(entry);
         item.contextValue = "subTask" + flag("editable", editable) + flag("hasSpec", !!entry.spec) + flag("hasCode", !!entry.artifact || !!entry.codeStream);
         return item;
@@ -389,6 +394,7 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         label,
         description: typeof item.description === "string" ? item.description : undefined,
         contextValue: item.contextValue,
+        tooltip: typeof item.tooltip === "string" ? item.tooltip : item.tooltip?.value,
         kind: child.kind,
         children: depth < 6 ? await this.snapshot(child, depth + 1) : [],
       });
