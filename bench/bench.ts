@@ -13,6 +13,8 @@
  * 4. Training data (`gpiot data cgd`): documentation harvest and sandbox validation rates, next
  *    to bare `python -c` runs of the same work.
  * 5. Training (bench/trainBench.ts): PECT vs LoRA throughput, trainable shares, the cross-projection ablation.
+ * 6. Retrieval (bench/retrievalBench.ts): index build and query latency at 10k and 100k chunks next to
+ *    exact brute-force search, `index add` next to embedding alone, the prompt tokens retrieval adds to a job.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -28,6 +30,7 @@ import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
 import { formatDataBench, runDataBench } from "./dataBench";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
 import { formatMemoryFigures, measureRoleMemory } from "./memory";
+import { runRetrievalBench } from "./retrievalBench";
 import { runTrainBench } from "./trainBench";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
@@ -187,6 +190,9 @@ async function main(): Promise<void> {
 
     console.log("");
     console.log((await runTrainBench()).join("\n"));
+
+    console.log("");
+    console.log((await runRetrievalBench({ setup, scratch })).join("\n"));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     rmSync(setup.dir, { recursive: true, force: true });

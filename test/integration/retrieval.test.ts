@@ -240,7 +240,7 @@ describe("the prompts", () => {
     const indexDir = path.join(scratch, "prompts-index");
     const settings = { manifestPath: setup.manifestPath, profile: "tiny", threads: 1, retrieval: { indexDir } };
     const prompts: GenerationRequest[] = [];
-    const original = ModelHost.prototype.generate;
+    const original = Reflect.get(ModelHost.prototype, "generate") as ModelHost["generate"];
     // A spy that records each prompt and passes it to the real model.
     ModelHost.prototype.generate = function (this: ModelHost, request: GenerationRequest) {
       prompts.push(request);
