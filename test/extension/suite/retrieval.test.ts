@@ -7,7 +7,7 @@ import type { OpenedCitation } from "../../../extension/src/citations";
 import { streamUri } from "../../../extension/src/streamDocuments";
 import type { SynthesizeResult } from "../../../extension/src/synthesizeCommand";
 import type { ResultOf } from "../../../sidecar/src/protocol";
-import { closeAllEditors, flatten, getApi, REQUIREMENTS } from "./helpers";
+import { closeAllEditors, flatten, getApi, REQUIREMENTS, waitFor } from "./helpers";
 
 const FIXTURE_DOCS = path.resolve(__dirname, "..", "..", "..", "..", "test", "fixtures", "retrieval", "docs");
 
@@ -74,6 +74,37 @@ suite("GPIoT: document index and citations", () => {
     assert.equal(missing, undefined);
     assert.ok(api.ui.messages.some((message) => message.kind === "warning" && message.message.includes("gone.md") && /not there any more/.test(message.message)));
 
+  });
+
+  test("the settings choose k and turn retrieval off", async () => {
+    const api = await getApi();
+    assert.ok(sourceId, "the folder of the first test is in the index");
+    const config = vscode.workspace.getConfiguration("gpiot");
+    const synthesize = async () => {
+      const result = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.steps });
+      assert.equal(result.status, "finished", `status ${result.status}: ${result.error?.message ?? ""}`);
+      return api.store.get(result.programUid!)!;
+    };
+    const restarted = async (change: () => Thenable<void>) => {
+      const generation = api.sidecar.generation;
+      await change();
+      await waitFor("the engine to restart with the new settings", () => api.sidecar.generation > generation && api.sidecar.state === "running", 30_000);
+    };
+    try {
+      await restarted(() => config.update("retrieval.k", 1, vscode.ConfigurationTarget.Workspace));
+      const one = await synthesize();
+      assert.ok(one.subTasks.every((entry) => entry.specCitations?.length === 1 && entry.codeCitations?.length === 1), JSON.stringify(one.subTasks.map((entry) => [entry.specCitations?.length, entry.codeCitations?.length])));
+      await restarted(() => config.update("retrieval.enabled", false, vscode.ConfigurationTarget.Workspace));
+      const none = await synthesize();
+      assert.ok(none.subTasks.length && none.subTasks.every((entry) => !entry.specCitations?.length && !entry.codeCitations?.length), "retrieval off: no citations");
+    } finally {
+      await restarted(() => config.update("retrieval.k", undefined, vscode.ConfigurationTarget.Workspace));
+      await restarted(() => config.update("retrieval.enabled", undefined, vscode.ConfigurationTarget.Workspace));
+    }
+  });
+
+  test("a source is removed from VS Code", async () => {
+    const api = await getApi();
     const removed = await vscode.commands.executeCommand<ResultOf<"indexRemove"> | undefined>("gpiot.removeDocumentSource", sourceId);
     assert.equal(removed?.removed.path, docs);
     sourceId = undefined;
