@@ -40,7 +40,7 @@ export async function embeddingModelKey(modelPath: string): Promise<string> {
 }
 
 /** Context size of the embedding context: the model's training context, kept between 128 and 2048 tokens. */
-const MAX_EMBEDDING_CONTEXT = 2048;
+export const MAX_EMBEDDING_CONTEXT = 2048;
 
 export class LlamaEmbedder implements Embedder {
   private constructor(
