@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync, ftruncateSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync, ftruncateSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -254,6 +254,10 @@ describe("the index on disk", () => {
     ftruncateSync(huge, 200 * 1024 * 1024);
     closeSync(huge);
     symlinkSync(path.join(docs, "nowhere.md"), path.join(docs, "dangling.md"));
+    // Permissions stop every user but root (CI runs as a user; this machine may not).
+    const asUser = typeof process.getuid === "function" && process.getuid() !== 0 && process.platform !== "win32";
+    writeFileSync(path.join(docs, "private.md"), "# Private\n\nNot for anyone.\n");
+    chmodSync(path.join(docs, "private.md"), 0o000);
     let fifo = false;
     try {
       execFileSync("mkfifo", [path.join(docs, "pipe.md")]);
@@ -271,8 +275,9 @@ describe("the index on disk", () => {
     assert.match(reasons.get("empty.md") ?? "", /empty/);
     assert.match(reasons.get("dangling.md") ?? "", /symbolic link/);
     if (fifo) assert.match(reasons.get("pipe.md") ?? "", /named pipe/);
+    if (asUser) assert.match(reasons.get("private.md") ?? "", /cannot be read \(EACCES\)/);
     assert.ok(!reasons.has("notes.bin"), "other file types are not documents at all");
-    assert.equal(result.summary.files.read, 1);
+    assert.equal(result.summary.files.read, asUser ? 1 : 2);
     assert.ok(result.summary.chunks >= 1);
     const listing = retrieval.list();
     assert.equal(listing.state, "ready");
