@@ -120,6 +120,19 @@ describe("gpiot index", () => {
     assert.equal(rebuilt.code, 0, rebuilt.stderr);
     assert.match(rebuilt.stdout, /rebuilt from its sources/);
 
+    // gpiot synthesize uses the index by default; --no-retrieval and --k change that.
+    const programCitations = (outDir: string) =>
+      (JSON.parse(readFileSync(path.join(outDir, "gpiot.json"), "utf8")) as { parts: { citations: { spec: Citation[]; code: Citation[] } }[] }).parts.map((part) => [part.citations.spec.length, part.citations.code.length]);
+    const withIndex = gpiot(["synthesize", REQUIREMENT, "--out", path.join(scratch, "cli-with"), "--k", "2", ...common], env);
+    assert.equal(withIndex.code, 0, withIndex.stderr);
+    assert.match(withIndex.stderr, /spec ready: .*\(2 passage\(s\) from your documents\)/);
+    const cited = programCitations(path.join(scratch, "cli-with"));
+    assert.ok(cited.length >= 1 && cited.every(([spec, code]) => spec === 2 && code === 2), JSON.stringify(cited));
+    const without = gpiot(["synthesize", REQUIREMENT, "--out", path.join(scratch, "cli-without"), "--no-retrieval", ...common], env);
+    assert.equal(without.code, 0, without.stderr);
+    assert.doesNotMatch(without.stderr, /passage/);
+    assert.ok(programCitations(path.join(scratch, "cli-without")).every(([spec, code]) => spec === 0 && code === 0));
+
     const removed = gpiot(["index", "remove", docs], env);
     assert.equal(removed.code, 0, removed.stderr);
     assert.match(removed.stdout, /Removed folder/);
