@@ -347,6 +347,41 @@ describe("the index on disk", () => {
     await retrieval.dispose();
   });
 
+  test("a cancelled update leaves the index as it was, and the same update runs later", async () => {
+    const indexDir = path.join(scratch, "cancelled");
+    const first = path.join(scratch, "cancel-first");
+    writeDocs(first, { "notes.md": "# Notes\n\nA Butterworth band-pass filter between 5 and 15 Hz isolates the QRS complex.\n" });
+    let retrieval: RetrievalService;
+    class CancellingEmbedder extends HashingEmbedder {
+      cancelAfter = Infinity;
+      override async embedDocument(text: string): Promise<Float32Array> {
+        if (this.documents + 1 >= this.cancelAfter) retrieval.cancel();
+        return super.embedDocument(text);
+      }
+    }
+    const embedder = new CancellingEmbedder();
+    retrieval = service(indexDir, {}, embedder);
+    await retrieval.add({ path: first });
+    const before = { index: readFileSync(path.join(indexDir, "index.json"), "utf8"), sources: readFileSync(path.join(indexDir, "sources.json"), "utf8"), entries: readdirSync(indexDir).sort(), listing: retrieval.list() };
+
+    embedder.documents = 0;
+    embedder.cancelAfter = 3;
+    const docs = path.join(fixtures, "docs");
+    await assert.rejects(retrieval.add({ path: docs }), (error: Error & { code?: string }) => error.code === "CANCELLED" && /as it was before/.test(error.message));
+    assert.equal(embedder.documents, 3, "it stopped where it was cancelled");
+    assert.equal(readFileSync(path.join(indexDir, "index.json"), "utf8"), before.index);
+    assert.equal(readFileSync(path.join(indexDir, "sources.json"), "utf8"), before.sources);
+    assert.deepEqual(readdirSync(indexDir).sort(), before.entries, "no half-written generation is left");
+    assert.deepEqual(retrieval.list(), before.listing);
+    assert.equal(retrieval.cancel().cancelled, false, "nothing runs any more");
+
+    embedder.cancelAfter = Infinity;
+    const added = await retrieval.add({ path: docs });
+    assert.equal(added.existed, false);
+    assert.equal(retrieval.list().sources.length, 2);
+    await retrieval.dispose();
+  });
+
   test("a lock left by a process that is gone is taken over; one held by a live process refuses", async () => {
     const indexDir = path.join(scratch, "locked");
     const retrieval = service(indexDir);

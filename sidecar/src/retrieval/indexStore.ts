@@ -540,6 +540,8 @@ export async function updateIndex(state: IndexState, options: UpdateOptions): Pr
     chunks: chunks.length,
     vectors: vectors.size,
   };
+  // The list of sources, then the index: the moment the update takes effect (a crash in between leaves a source listed but not built, which the next update builds).
+  writeSources(dir, sources);
   writeFileAtomic(path.join(dir, "index.json"), `${JSON.stringify(indexFile)}\n`);
   for (const entry of readdirSync(dir)) if (/^g\d{6,}$/.test(entry) && entry !== data) rmSync(path.join(dir, entry), { recursive: true, force: true });
 
@@ -549,7 +551,7 @@ export async function updateIndex(state: IndexState, options: UpdateOptions): Pr
   return { summary, state: { dir, sources, built: { generation, embedding, files, skipped, chunks, vectors }, notes: [] } };
 }
 
-/** Adds (or returns the existing) source for a path; writes sources.json. */
+/** Adds (or returns the existing) source for a path; sources.json is written by the update that follows (updateIndex), so a cancelled or failed update leaves it as it was. */
 export function addSource(state: IndexState, kind: SourceKind, absolutePath: string): { state: IndexState; source: IndexSource; existed: boolean } {
   const id = sourceIdFor(kind, absolutePath);
   const existing = state.sources.find((source) => source.id === id);
@@ -558,13 +560,10 @@ export function addSource(state: IndexState, kind: SourceKind, absolutePath: str
     if (existing.kind === kind) return { state, source: existing, existed: true };
     const changed = { ...existing, kind };
     const sources = state.sources.map((source) => (source.id === id ? changed : source));
-    writeSources(state.dir, sources);
     return { state: { ...state, sources }, source: changed, existed: true };
   }
   const source: IndexSource = { id, kind, path: absolutePath, addedAt: new Date().toISOString() };
   const sources = [...state.sources, source];
-  mkdirSync(state.dir, { recursive: true });
-  writeSources(state.dir, sources);
   return { state: { ...state, sources }, source, existed: false };
 }
 
@@ -574,9 +573,9 @@ export function findSource(sources: IndexSource[], idOrPath: string): IndexSourc
   return sources.find((source) => source.id === idOrPath) ?? sources.find((source) => source.path === resolved || source.path === idOrPath);
 }
 
+/** The state without a source; like addSource, written by the update that follows. */
 export function removeSource(state: IndexState, source: IndexSource): IndexState {
   const sources = state.sources.filter((candidate) => candidate.id !== source.id);
-  writeSources(state.dir, sources);
   return { ...state, sources };
 }
 
