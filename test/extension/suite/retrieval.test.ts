@@ -7,7 +7,7 @@ import type { OpenedCitation } from "../../../extension/src/citations";
 import { streamUri } from "../../../extension/src/streamDocuments";
 import type { SynthesizeResult } from "../../../extension/src/synthesizeCommand";
 import type { ResultOf } from "../../../sidecar/src/protocol";
-import { closeAllEditors, flatten, getApi, REQUIREMENTS, waitFor } from "./helpers";
+import { closeAllEditors, flatten, getApi, REQUIREMENTS, waitFor, workspaceDir } from "./helpers";
 
 const FIXTURE_DOCS = path.resolve(__dirname, "..", "..", "..", "..", "test", "fixtures", "retrieval", "docs");
 
@@ -103,8 +103,13 @@ suite("GPIoT: document index and citations", () => {
     }
   });
 
-  test("a source is removed from VS Code", async () => {
+  test("the open workspace is added as a workspace source; sources are removed from VS Code", async () => {
     const api = await getApi();
+    const workspace = await vscode.commands.executeCommand<ResultOf<"indexAdd"> | undefined>("gpiot.addWorkspaceToDocumentIndex");
+    assert.ok(workspace, `the workspace was added (${api.ui.messages.at(-1)?.message})`);
+    assert.deepEqual([workspace.source.kind, workspace.source.path], ["workspace", workspaceDir()]);
+    const removedWorkspace = await vscode.commands.executeCommand<ResultOf<"indexRemove"> | undefined>("gpiot.removeDocumentSource", workspace.source.id);
+    assert.equal(removedWorkspace?.removed.kind, "workspace");
     const removed = await vscode.commands.executeCommand<ResultOf<"indexRemove"> | undefined>("gpiot.removeDocumentSource", sourceId);
     assert.equal(removed?.removed.path, docs);
     sourceId = undefined;
