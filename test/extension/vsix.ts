@@ -48,7 +48,7 @@ export async function runVsixTest(): Promise<number> {
     // What is in it: the bundles, node-llama-cpp with this platform's binaries; no dev dependencies, no models.
     const entries = listVsix(vsix);
     const has = (prefix: string) => entries.some((entry) => entry.startsWith(prefix));
-    for (const required of ["extension/package.json", "extension/dist/extension.cjs", "extension/dist/sidecar.mjs", "extension/media/gpiot.svg", "extension/media/icon.png", "extension/models/manifest.json", "extension/node_modules/node-llama-cpp/package.json", `extension/node_modules/@node-llama-cpp/${hostTarget() === "linux-x64" ? "linux-x64" : ""}`])
+    for (const required of ["extension/package.json", "extension/dist/extension.cjs", "extension/dist/sidecar.mjs", "extension/dist/python/sandbox_supervisor.py", "extension/dist/python/sandbox_preamble.py", "extension/dist/python/main_template.py", "extension/dist/python/static_check.py", "extension/media/gpiot.svg", "extension/media/icon.png", "extension/models/manifest.json", "extension/node_modules/node-llama-cpp/package.json", `extension/node_modules/@node-llama-cpp/${hostTarget() === "linux-x64" ? "linux-x64" : ""}`])
       assert.ok(has(required), `${required} is in the .vsix`);
     for (const forbidden of ["extension/models/tiny", "extension/node_modules/mocha", "extension/node_modules/typescript", "extension/node_modules/esbuild", "extension/node_modules/@vscode/vsce", "extension/node_modules/vscode-languageclient", "extension/node_modules/playwright-core", "extension/sidecar/", "extension/test/", "extension/node_modules/node-llama-cpp/llama/llama.cpp/", "extension/node_modules/node-llama-cpp/llama/gitRelease.bundle"])
       assert.ok(!has(forbidden), `${forbidden} is not in the .vsix`);

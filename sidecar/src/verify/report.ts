@@ -35,6 +35,8 @@ export const IsolationSchema = z.object({
   processes: z.enum(["pidNamespace", "processGroup"]),
   /** RLIMIT_AS cap in MB, or null where the platform has none. */
   memoryCapMB: z.number().nullable(),
+  /** Set when folders were to be hidden from the program: "all" were empty in its view. */
+  hidden: z.enum(["all", "notAll"]).optional(),
   note: z.string().optional(),
 });
 export type Isolation = z.infer<typeof IsolationSchema>;
@@ -66,12 +68,19 @@ export const ExecutionReportSchema = z.object({
   memoryCapHit: z.boolean(),
   /** Wall-clock time of the whole process, interpreter start included. */
   wallMs: z.number(),
-  /** Time spent importing the sub-task modules. */
+  /** CPU time of the program and every process it started, from the kernel. */
+  cpuMs: z.number().nullable(),
+  /** Time spent importing the sub-task modules (the supervisor's clock between the program's marks). */
   importMs: z.number().nullable(),
-  /** Time spent in the sub-tasks' run() calls: what latency limits are checked against. */
+  /** Time spent in the sub-tasks' run() calls, on the supervisor's clock: what latency limits are checked against. */
   pipelineMs: z.number().nullable(),
-  /** Peak resident memory (ru_maxrss) of the program and its children. */
+  /** Peak resident memory (ru_maxrss, from the kernel) of the program or any process it started. */
   peakMemoryMB: z.number().nullable(),
+  /**
+   * The program's own report: "accepted" when it agrees with what the sandbox measured,
+   * "rejected" (with the contradiction) when it does not, "missing" when the program wrote none.
+   */
+  selfReport: z.object({ status: z.enum(["accepted", "rejected", "missing"]), problem: z.string().optional() }),
   stdout: z.string(),
   stderr: z.string(),
   stdoutBytes: z.number().int(),
