@@ -14,6 +14,7 @@ import path from "node:path";
 import { installVsixIntoCodeServer } from "../vscode/codeServer";
 import { openWorkbench, runCommandFromPalette, type Workbench } from "../vscode/runInCodeServer";
 import { hostTarget, packageExtension } from "../../extension/scripts/package";
+import { SidecarProcess } from "../../sidecar/src/client/sidecarProcess";
 import { ARTIFACTS_DIR, createTestWorkspace, gpiotTestSettings, REPO_ROOT, requireCodeServer } from "./workspace";
 
 const VSIX_ARTIFACTS = path.join(ARTIFACTS_DIR, "extension-vsix");
@@ -62,6 +63,17 @@ export async function runVsixTest(): Promise<number> {
     assert.ok(installed, `installed into ${extensionsDir}: ${readdirSync(extensionsDir).join(", ")}`);
     assert.ok(existsSync(path.join(extensionsDir, installed, "node_modules", "node-llama-cpp", "package.json")));
     step(`installed with --install-extension as ${installed}`);
+
+    // The installed sidecar finds the Python it ships (dist/python/): the sandbox probe runs it.
+    const installedSidecar = await SidecarProcess.start({ sidecarPath: path.join(extensionsDir, installed, "dist", "sidecar.mjs") });
+    try {
+      const probe = await installedSidecar.client.request("sandboxProbe");
+      assert.ok(probe.python, probe.summary);
+      assert.ok(probe.outcome === "isolated" ? probe.probed.length === 4 : /isolate/i.test(probe.summary), probe.summary);
+    } finally {
+      await installedSidecar.dispose();
+    }
+    step("the installed sidecar ran its shipped Python (sandbox probe)");
 
     workbench = await openWorkbench({ workspace: workspace.dir, extensionsDir });
     const { page } = workbench;

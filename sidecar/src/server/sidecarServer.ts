@@ -8,6 +8,7 @@ import { notifications, requests, PROTOCOL_VERSION, type ParamsOf, type RequestN
 import { EngineSettingsSchema } from "../settings";
 import { ENGINE_VERSION, SynthesisEngine, toErrorInfo, type LogLevel } from "../engine/engine";
 import { EventBatcher } from "./eventBatcher";
+import { probeSandbox } from "../verify/sandboxProbe";
 
 const APPLICATION_ERROR = -32001;
 
@@ -28,6 +29,7 @@ const handlers: Handlers = {
   assemble: (engine, params) => engine.assemble(params),
   // ---- verify and repair (issue #5) ----
   verify: (engine, params) => engine.verify(params),
+  sandboxProbe: (engine) => probeSandbox({ python: engine.settings.verify.pythonPath ?? engine.settings.python, isolation: engine.settings.verify.isolation }),
   // ---- end verify ----
   // ---- models (issue #4) ----
   pullPlan: (engine, params) => engine.modelManager.plan(params?.profile),

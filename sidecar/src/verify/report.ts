@@ -41,6 +41,32 @@ export const IsolationSchema = z.object({
 });
 export type Isolation = z.infer<typeof IsolationSchema>;
 
+/**
+ * What the sandbox can do on this machine, probed before anything runs: what a client shows
+ * before it asks the user to let a generated program run, and what `verifyStarted` carries.
+ */
+export const SandboxProbeSchema = z.object({
+  /** The interpreter programs would run with; null when none is usable. */
+  python: z.object({ executable: z.string(), version: z.string() }).nullable(),
+  /** The `verify.isolation` setting the probe was made for. */
+  mode: z.enum(["auto", "required", "off"]),
+  /** Network, filesystem and process isolation are all available. */
+  isolated: z.boolean(),
+  /** What was probed, one finding per line (empty when nothing could be probed). */
+  probed: z.array(z.string()),
+  /** Why the program would not be isolated. */
+  reason: z.string().optional(),
+  /**
+   * What a run would be: "isolated"; "notIsolated" (the "auto" setting falls back, with time,
+   * memory and output limits only); "refused" (isolation is required but unavailable, or there is
+   * no Python interpreter).
+   */
+  outcome: z.enum(["isolated", "notIsolated", "refused"]),
+  /** What a user should read before agreeing, in a few sentences. */
+  summary: z.string(),
+});
+export type SandboxProbe = z.infer<typeof SandboxProbeSchema>;
+
 export const SampleInputSchema = z.object({
   name: z.string(),
   source: z.enum(["user", "dataFile", "derived"]),
