@@ -161,7 +161,9 @@ def capabilities():
 def drop_privileges():
     """No capabilities now or after exec, and no way to gain any (Linux)."""
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-    if capabilities().get("CapBnd", 0) == 0 and capabilities().get("CapEff", 0) == 0:
+    held = capabilities()
+    if not any(held.get(name, 0) for name in ("CapEff", "CapPrm", "CapAmb")):
+        # Nothing held, and with no_new_privs no exec can grant anything.
         return
     with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as handle:
         last = int(handle.read())
@@ -213,6 +215,20 @@ def set_limits(config):
     return limits
 
 
+def close_other_descriptors(keep):
+    """Closes every open descriptor but `keep`: whatever GPIoT's process left open is not the program's."""
+    try:
+        numbers = [int(name) for name in os.listdir("/proc/self/fd" if LINUX else "/dev/fd")]
+    except (OSError, ValueError):
+        numbers = range(0, 4096)
+    for number in numbers:
+        if number not in keep:
+            try:
+                os.close(number)
+            except OSError:
+                pass
+
+
 def start_program(config, hints_write, ack_read, setup_write):
     """In the forked child: limits, no privileges, clean descriptors, then exec the preamble."""
     report = {}
@@ -226,22 +242,14 @@ def start_program(config, hints_write, ack_read, setup_write):
             except OSError as error:
                 report["privilegesError"] = str(error)
             report["capabilities"] = capabilities().get("CapEff")
-        for number in (0,):
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, number)
-            os.close(null)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
         # Out of the way of descriptors 3 and 4 first, then into place.
         hints_write, ack_read = os.dup(hints_write), os.dup(ack_read)
         os.dup2(hints_write, REPORT_FD)
         os.dup2(ack_read, ACK_FD)
-        highest = max(hints_write, ack_read, setup_write)
-        for number in range(ACK_FD + 1, highest + 64):
-            if number != setup_write:
-                try:
-                    os.close(number)
-                except OSError:
-                    pass
-        os.closerange(highest + 64, 4096)
+        close_other_descriptors(keep=(0, 1, 2, REPORT_FD, ACK_FD, setup_write))
         os.chdir(config["workdir"])
         os.write(setup_write, json.dumps(report).encode())
         argv = [config["python"], "-B", config["preamble"], json.dumps(config["program"])]
@@ -300,7 +308,10 @@ class HintsReader(threading.Thread):
             pending += chunk
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
-                self.add(line)
+                try:
+                    self.add(line)
+                except Exception:
+                    self.truncated = True
                 try:
                     os.write(self.ack, b"\x06")
                 except OSError:
@@ -433,7 +444,7 @@ def supervise(config):
             time.sleep(0.01)
             continue
         others_peak = max(others_peak, usage.ru_maxrss)
-    reader.join(5.0)
+    reader.join(2.0)
     if result is None:
         raise RuntimeError("the program's process was not found among the children")
     status, usage, ended = result

@@ -101,11 +101,15 @@ export interface SandboxStep {
 
 export class IsolationUnavailableError extends Error {
   readonly code = "VERIFY_UNAVAILABLE";
-  constructor(reason: string) {
-    super(`The sandbox cannot isolate the program here (${reason}) and isolation is required.`);
+  constructor(reason: string, message = `The sandbox cannot isolate the program here (${reason}) and isolation is required.`) {
+    super(message);
     this.name = "IsolationUnavailableError";
   }
 }
+
+/** The supervisor measures a run from outside the program with fork and wait4: POSIX only. */
+export const SANDBOX_PLATFORM_PROBLEM =
+  process.platform === "win32" ? "running generated programs needs Linux or macOS (the sandbox measures a run from a parent process with fork and wait4); on Windows, use WSL. Static checks still run." : null;
 
 /** Keeps the head and the tail of a stream, counting every byte. */
 class BoundedCapture {
@@ -142,7 +146,7 @@ const INPUTS_FILE = ".gpiot-inputs.json";
 /** The most the program's report lines may take. */
 const MAX_REPORT_BYTES = 64 * 1024 * 1024;
 /** How long past the timeout the supervisor may take to stop the program and report. */
-const SUPERVISOR_GRACE_MS = 10_000;
+const SUPERVISOR_GRACE_MS = 15_000;
 
 function insideWorkdir(workdir: string, relative: string): string {
   const destination = path.join(workdir, ...relative.split("/"));
@@ -156,6 +160,7 @@ export function inputFiles(inputs: Record<string, unknown>): { file: SandboxFile
 }
 
 export async function runInSandbox(options: SandboxOptions): Promise<SandboxResult> {
+  if (SANDBOX_PLATFORM_PROBLEM) throw new IsolationUnavailableError(SANDBOX_PLATFORM_PROBLEM, `The sandbox cannot run the program here: ${SANDBOX_PLATFORM_PROBLEM}`);
   const python = await resolvePython(options.python);
   const mode = options.isolation ?? "auto";
   const support: IsolationSupport = mode === "off" ? { available: false, prefix: [], reason: "isolation turned off", probed: [] } : await probeIsolation(python.executable);

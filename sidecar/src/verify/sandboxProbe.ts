@@ -6,6 +6,7 @@
  */
 import type { SandboxProbe } from "./report";
 import { probeIsolation, resolvePython } from "./pythonEnv";
+import { SANDBOX_PLATFORM_PROBLEM } from "./sandbox";
 
 export async function probeSandbox(options: { python: string; isolation?: "auto" | "required" | "off" }): Promise<SandboxProbe> {
   const mode = options.isolation ?? "auto";
@@ -16,6 +17,7 @@ export async function probeSandbox(options: { python: string; isolation?: "auto"
     const reason = (error as Error).message;
     return { python: null, mode, isolated: false, probed: [], reason, outcome: "refused", summary: `The program cannot run: ${reason}` };
   }
+  if (SANDBOX_PLATFORM_PROBLEM) return { python, mode, isolated: false, probed: [], reason: SANDBOX_PLATFORM_PROBLEM, outcome: "refused", summary: `The program cannot run here: ${SANDBOX_PLATFORM_PROBLEM}` };
   const limits = "a wall-clock timeout and memory, file-size and output limits";
   if (mode === "off") {
     return {
