@@ -17,7 +17,7 @@ export async function checkPythonSyntax(source: string, fileName: string, python
         resolve(check);
       }
     };
-    const child = spawn(python, ["-I", shippedPythonPath("syntax_check.py"), fileName], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(python, ["-I", "-S", shippedPythonPath("syntax_check.py"), fileName], { stdio: ["pipe", "pipe", "pipe"] });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       finish({ checked: false, ok: false, message: "The syntax check timed out after 10 s" });

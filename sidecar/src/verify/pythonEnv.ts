@@ -128,7 +128,7 @@ interface ProbeReport {
 }
 
 async function runProbe(pythonExecutable: string, unshareArgs: string[]): Promise<{ report: ProbeReport } | { problem: string }> {
-  const result = await capture("unshare", [...unshareArgs, "--", pythonExecutable, "-B", shippedPythonPath("isolation_probe.py")], { env: pythonEnvironment(), timeoutMs: 15_000 });
+  const result = await capture("unshare", [...unshareArgs, "--", pythonExecutable, "-B", "-S", shippedPythonPath("isolation_probe.py")], { env: pythonEnvironment(), timeoutMs: 15_000 });
   if (result.error) return { problem: `unshare is not usable here (${result.error.message})` };
   try {
     return { report: JSON.parse(result.stdout.trim()) as ProbeReport };

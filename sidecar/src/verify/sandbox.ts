@@ -196,7 +196,8 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       maxHintBytes: MAX_REPORT_BYTES,
       program: { workdir, args: options.args, want: options.want ?? [] },
     };
-    const command = [...support.prefix, python.executable, "-I", "-B", shippedPythonPath("sandbox_supervisor.py")];
+    // The supervisor needs only the standard library: no site-packages to start (-S), nothing from the environment (-I).
+    const command = [...support.prefix, python.executable, "-I", "-S", "-B", shippedPythonPath("sandbox_supervisor.py")];
     const env = pythonEnvironment({ HOME: workdir, TMPDIR: path.join(workdir, ".tmp"), TMP: path.join(workdir, ".tmp"), TEMP: path.join(workdir, ".tmp") });
     const captureBytes = options.captureBytes ?? 64 * 1024;
     const maxOutputBytes = options.maxOutputBytes ?? 8 * 1024 * 1024;
