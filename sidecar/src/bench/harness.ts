@@ -188,7 +188,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   await mkdir(options.outDir, { recursive: true });
   const python = await resolvePython(options.verify.python);
   const isolation: IsolationSupport = options.verify.isolation === "off" ? { available: false, prefix: [], reason: "isolation turned off", probed: [] } : await probeIsolation(python.executable);
-  options.log(`Python ${python.version} (${python.executable}); sandbox: ${isolation.available ? "network and filesystem isolated" : `NOT isolated (${isolation.reason})`}`);
+  options.log(
+    `Python ${python.version} (${python.executable}); sandbox: ${isolation.available ? `isolated (${isolation.probed.join("; ")})` : `NOT isolated (${isolation.reason}): programs run with your user's rights and network access`}`,
+  );
   const prepared: PreparedTask[] = [];
   const answers: string[] = [];
   for (const task of tasks) {
