@@ -9,7 +9,7 @@
  * serves each user the .vsix of their platform.
  *
  * For each target: a staging folder out/vsix/<target>/ gets a package.json (the extension's
- * manifest with only node-llama-cpp as a dependency), the bundles, media/, models/manifest.json
+ * manifest with only node-llama-cpp as a dependency), the bundles with dist/python/, media/, models/manifest.json
  * (no model files) and docs/extension.md as README; `npm install --omit=dev --os --cpu` fills its
  * node_modules for that platform; `vsce package --target` zips it (.vscodeignore drops what only a
  * source build of llama.cpp would need).
@@ -88,7 +88,7 @@ export interface PackageOptions {
 }
 
 export function packageExtension(options: PackageOptions): string[] {
-  for (const file of ["dist/extension.cjs", "dist/sidecar.mjs", "media/icon.png", "media/gpiot.svg", "models/manifest.json", "docs/extension.md"]) {
+  for (const file of ["dist/extension.cjs", "dist/sidecar.mjs", "dist/python/sandbox_supervisor.py", "media/icon.png", "media/gpiot.svg", "models/manifest.json", "docs/extension.md"]) {
     if (!existsSync(path.join(ROOT, file))) throw new Error(`${file} is missing (run npm run build first)`);
   }
   mkdirSync(options.outDir, { recursive: true });
@@ -104,6 +104,8 @@ export function packageExtension(options: PackageOptions): string[] {
     mkdirSync(path.join(stage, "models"), { recursive: true });
     copyFileSync(path.join(ROOT, "dist", "extension.cjs"), path.join(stage, "dist", "extension.cjs"));
     copyFileSync(path.join(ROOT, "dist", "sidecar.mjs"), path.join(stage, "dist", "sidecar.mjs"));
+    // The Python files the sidecar runs (the sandbox, the checks, main.py's template).
+    cpSync(path.join(ROOT, "dist", "python"), path.join(stage, "dist", "python"), { recursive: true });
     cpSync(path.join(ROOT, "media"), path.join(stage, "media"), { recursive: true });
     copyFileSync(path.join(ROOT, "models", "manifest.json"), path.join(stage, "models", "manifest.json"));
     copyFileSync(path.join(ROOT, "docs", "extension.md"), path.join(stage, "README.md"));

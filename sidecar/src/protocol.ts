@@ -15,7 +15,7 @@
 import { z } from "zod";
 import { CodeArtifactSchema, ResourceLimitsSchema, SubTaskSchema, SyntaxCheckSchema, TaskSpecSchema } from "./schemas";
 import { EngineSettingsSchema } from "./settings";
-import { FailureKind, VerificationStateSchema, VerifyFailureSchema, VerifyReportSchema, VerifyRequestSchema } from "./verify/report";
+import { FailureKind, SandboxProbeSchema, VerificationStateSchema, VerifyFailureSchema, VerifyReportSchema, VerifyRequestSchema } from "./verify/report";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -269,8 +269,11 @@ export const JobEventSchema = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("jobFailed"), ...jobRef, kind: JobKind, error: ErrorInfoSchema, cancelled: z.boolean(), totalMs: z.number() }),
   // Verify and repair
-  /** A check of the program begins: round 0 is the program as generated, round n follows the n-th repair. */
-  z.object({ type: z.literal("verifyStarted"), ...jobRef, round: z.number().int(), execute: z.boolean() }),
+  /**
+   * A check of the program begins: round 0 is the program as generated, round n follows the n-th
+   * repair. When the program will run, `sandbox` says what the sandbox probed, before it runs.
+   */
+  z.object({ type: z.literal("verifyStarted"), ...jobRef, round: z.number().int(), execute: z.boolean(), sandbox: SandboxProbeSchema.optional() }),
   /** The result of one round: static issues, the sandboxed run, the resource check, the failure. */
   z.object({ type: z.literal("verifyResult"), ...jobRef, round: z.number().int(), report: VerifyReportSchema }),
   /** A failing sub-task goes back to code generation with its code and this error (codeDelta/codeReady follow). */
@@ -486,6 +489,12 @@ export const requests = {
     z.object({ programId: NameText, workspaceTrusted: z.boolean().optional() }).extend(VerifyParamsSchema.shape).strict(),
     z.object({ jobId: z.string() }),
   ),
+  /**
+   * What the sandbox would be for a run with the current settings, probed now (cached per
+   * interpreter): the interpreter, what isolation was found and, in `summary`, what to tell the
+   * user before asking for consent. Runs no generated code.
+   */
+  sandboxProbe: request("gpiot/sandboxProbe", empty, SandboxProbeSchema),
   // Models: downloads, removal, GPU fit
   /** What `pullModel` would fetch for a profile: files, sizes, what is already there. Opens no connection. */
   pullPlan: request("gpiot/pullPlan", z.object({ profile: NameText.optional() }).strict(), PullPlanSchema),

@@ -14,6 +14,7 @@ import path from "node:path";
 import { installVsixIntoCodeServer } from "../vscode/codeServer";
 import { openWorkbench, runCommandFromPalette, type Workbench } from "../vscode/runInCodeServer";
 import { hostTarget, packageExtension } from "../../extension/scripts/package";
+import { SidecarProcess } from "../../sidecar/src/client/sidecarProcess";
 import { ARTIFACTS_DIR, createTestWorkspace, gpiotTestSettings, REPO_ROOT, requireCodeServer } from "./workspace";
 
 const VSIX_ARTIFACTS = path.join(ARTIFACTS_DIR, "extension-vsix");
@@ -48,7 +49,7 @@ export async function runVsixTest(): Promise<number> {
     // What is in it: the bundles, node-llama-cpp with this platform's binaries; no dev dependencies, no models.
     const entries = listVsix(vsix);
     const has = (prefix: string) => entries.some((entry) => entry.startsWith(prefix));
-    for (const required of ["extension/package.json", "extension/dist/extension.cjs", "extension/dist/sidecar.mjs", "extension/media/gpiot.svg", "extension/media/icon.png", "extension/models/manifest.json", "extension/node_modules/node-llama-cpp/package.json", `extension/node_modules/@node-llama-cpp/${hostTarget() === "linux-x64" ? "linux-x64" : ""}`])
+    for (const required of ["extension/package.json", "extension/dist/extension.cjs", "extension/dist/sidecar.mjs", "extension/dist/python/sandbox_supervisor.py", "extension/dist/python/sandbox_preamble.py", "extension/dist/python/main_template.py", "extension/dist/python/static_check.py", "extension/media/gpiot.svg", "extension/media/icon.png", "extension/models/manifest.json", "extension/node_modules/node-llama-cpp/package.json", `extension/node_modules/@node-llama-cpp/${hostTarget() === "linux-x64" ? "linux-x64" : ""}`])
       assert.ok(has(required), `${required} is in the .vsix`);
     for (const forbidden of ["extension/models/tiny", "extension/node_modules/mocha", "extension/node_modules/typescript", "extension/node_modules/esbuild", "extension/node_modules/@vscode/vsce", "extension/node_modules/vscode-languageclient", "extension/node_modules/playwright-core", "extension/sidecar/", "extension/test/", "extension/node_modules/node-llama-cpp/llama/llama.cpp/", "extension/node_modules/node-llama-cpp/llama/gitRelease.bundle"])
       assert.ok(!has(forbidden), `${forbidden} is not in the .vsix`);
@@ -62,6 +63,17 @@ export async function runVsixTest(): Promise<number> {
     assert.ok(installed, `installed into ${extensionsDir}: ${readdirSync(extensionsDir).join(", ")}`);
     assert.ok(existsSync(path.join(extensionsDir, installed, "node_modules", "node-llama-cpp", "package.json")));
     step(`installed with --install-extension as ${installed}`);
+
+    // The installed sidecar finds the Python it ships (dist/python/): the sandbox probe runs it.
+    const installedSidecar = await SidecarProcess.start({ sidecarPath: path.join(extensionsDir, installed, "dist", "sidecar.mjs") });
+    try {
+      const probe = await installedSidecar.client.request("sandboxProbe");
+      assert.ok(probe.python, probe.summary);
+      assert.ok(probe.outcome === "isolated" ? probe.probed.length === 4 : /isolate/i.test(probe.summary), probe.summary);
+    } finally {
+      await installedSidecar.dispose();
+    }
+    step("the installed sidecar ran its shipped Python (sandbox probe)");
 
     workbench = await openWorkbench({ workspace: workspace.dir, extensionsDir });
     const { page } = workbench;

@@ -13,7 +13,7 @@ import { ENGINE_VERSION, SynthesisEngine } from "../engine/engine";
 import { assembleProgram } from "../pipeline/assembleProgram";
 import { parseResourceLimits } from "../pipeline/requirement";
 import type { ProgramFileLike, VerifySettingsLike } from "../verify/verifier";
-import { resolvePython, probeIsolation } from "../verify/pythonEnv";
+import { probeIsolation, resolvePython, type IsolationSupport } from "../verify/pythonEnv";
 import { prepareTask, type PreparedTask } from "./data";
 import { emptyEvaluation, evaluateProgram, type ProgramEvaluation } from "./evaluate";
 import { passAtK } from "./scorers";
@@ -85,7 +85,7 @@ export interface BenchReport {
   createdAt: string;
   gpiotVersion: string;
   options: { n: number; k: number; repairRounds: number; systems: string[]; tasks: string[]; records?: number };
-  environment: { python: string; pythonVersion: string; isolation: string; platform: string };
+  environment: { python: string; pythonVersion: string; isolation: string; platform: string; /** Where the withheld answers were, as far as the programs could tell. */ answers: string };
   tasks: { id: string; title: string; source: "synthetic" | "real"; dataDir: string; items: number; metric: string; pass: Record<string, number>; constraints?: string }[];
   results: TaskResult[];
   totalMs: number;
@@ -187,12 +187,18 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const tasks = await loadTasks(options.root, options.taskIds);
   await mkdir(options.outDir, { recursive: true });
   const python = await resolvePython(options.verify.python);
-  const isolation = await probeIsolation(python.executable);
-  options.log(`Python ${python.version} (${python.executable}); sandbox: ${isolation.available ? "network and filesystem isolated" : `NOT isolated (${isolation.reason})`}`);
+  const isolation: IsolationSupport = options.verify.isolation === "off" ? { available: false, prefix: [], reason: "isolation turned off", probed: [] } : await probeIsolation(python.executable);
+  options.log(
+    `Python ${python.version} (${python.executable}); sandbox: ${isolation.available ? `isolated (${isolation.probed.join("; ")})` : `NOT isolated (${isolation.reason}): programs run with your user's rights and network access`}`,
+  );
   const prepared: PreparedTask[] = [];
+  const answers: string[] = [];
   for (const task of tasks) {
     const item = await prepareTask(task, path.join(options.outDir, "data"), { realPath: options.dataPaths[task.id], records: options.records });
     options.log(`${task.id}: ${item.source} data, ${item.runs.length} item(s) in ${item.dataDir}`);
+    const where = answersStatement(item, isolation);
+    if (item.source === "real" && !isolation.available) options.log(`WARNING ${task.id}: ${where}`);
+    answers.push(`${task.id}: ${where}`);
     prepared.push(item);
   }
   const results: TaskResult[] = [];
@@ -261,7 +267,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     createdAt: new Date().toISOString(),
     gpiotVersion: ENGINE_VERSION,
     options: { n: options.n, k: options.k, repairRounds: options.repairRounds, systems: options.systems.map(systemName), tasks: tasks.map((task) => task.id), ...(options.records ? { records: options.records } : {}) },
-    environment: { python: python.executable, pythonVersion: python.version, isolation: isolation.available ? "user+network+mount+pid namespaces" : `none (${isolation.reason})`, platform: `${process.platform}-${process.arch}` },
+    environment: {
+      python: python.executable,
+      pythonVersion: python.version,
+      isolation: isolation.available ? "user+network+mount+pid namespaces" : `none (${isolation.reason})`,
+      platform: `${process.platform}-${process.arch}`,
+      answers: answers.join("; "),
+    },
     tasks: prepared.map((item) => ({
       id: item.task.id,
       title: item.task.title,
@@ -275,6 +287,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     results,
     totalMs: Math.round(performance.now() - started),
   };
+}
+
+/** Whether a task's withheld answers were within the programs' reach, in words. */
+function answersStatement(item: PreparedTask, isolation: IsolationSupport): string {
+  if (item.source === "synthetic") return isolation.available ? "never written to disk (held by the harness); the data folder is hidden from the programs" : "never written to disk (held by the harness)";
+  if (isolation.available) return "hidden from the programs (the dataset's folder is empty in their view)";
+  return `READABLE by the programs: the dataset's folder holds them and the sandbox cannot hide folders here (${isolation.reason}); scores on this data are not protected against a program that looks for them`;
 }
 
 export function describeProgram(program: ProgramResult): string {

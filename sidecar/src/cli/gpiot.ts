@@ -21,7 +21,7 @@ import { askYesNo } from "./askYesNo";
 import { ProgressDisplay } from "./progressDisplay";
 import { modelsCommand } from "./modelsCommand";
 import type { VerifyRequest } from "../verify/report";
-import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
+import { askRunConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
 import { benchCommand } from "./benchCommand";
 import { dataCommand } from "./dataCommand";
 import { trainCommand } from "./trainCommand";
@@ -271,8 +271,7 @@ async function verifyOptions(values: Record<string, string | boolean | string[] 
     throw new UsageError((error as Error).message);
   }
   if (typeof values.python === "string") settings.verify = { ...settings.verify, pythonPath: values.python };
-  const consent = values.yes === true || (await askConsent("Run the generated program in a sandbox (no network, read-only files, time and memory limits) to check and repair it?"));
-  if (!consent && !values.quiet) process.stderr.write("Not running the generated program (no consent; pass --yes to allow it): static checks only.\n");
+  const consent = await askRunConsent({ python: settings.verify?.pythonPath ?? settings.python ?? "python3", isolation: settings.verify?.isolation, assumeYes: values.yes === true, quiet: values.quiet === true, write: (text) => process.stderr.write(text) });
   return { execute: consent, consent, ...(repairRounds !== undefined ? { repairRounds } : {}), ...(inputs ? { inputs } : {}), ...(typeof values.data === "string" ? { dataFile: path.resolve(values.data) } : {}) };
 }
 

@@ -4,19 +4,8 @@
  */
 import { spawn } from "node:child_process";
 import type { SyntaxCheck } from "../schemas";
+import { shippedPythonPath } from "../verify/pythonFiles";
 import { CancelledError } from "./structuredGeneration";
-
-const CHECK_SCRIPT = [
-  "import sys, json",
-  "source = sys.stdin.buffer.read().decode('utf-8', 'replace')",
-  "try:",
-  "    compile(source, sys.argv[1], 'exec', dont_inherit=True)",
-  "    print(json.dumps({'ok': True}))",
-  "except SyntaxError as error:",
-  "    print(json.dumps({'ok': False, 'message': f'{type(error).__name__}: {error.msg}', 'line': error.lineno}))",
-  "except ValueError as error:",
-  "    print(json.dumps({'ok': False, 'message': f'ValueError: {error}'}))",
-].join("\n");
 
 /** `signal` kills the check and rejects with CancelledError, so a cancel never waits for Python. */
 export async function checkPythonSyntax(source: string, fileName: string, python = "python3", signal?: AbortSignal): Promise<SyntaxCheck> {
@@ -39,7 +28,7 @@ export async function checkPythonSyntax(source: string, fileName: string, python
         resolve(check);
       }
     };
-    const child = spawn(python, ["-I", "-c", CHECK_SCRIPT, fileName], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(python, ["-I", "-S", shippedPythonPath("syntax_check.py"), fileName], { stdio: ["pipe", "pipe", "pipe"] });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       finish({ checked: false, ok: false, message: "The syntax check timed out after 10 s" });

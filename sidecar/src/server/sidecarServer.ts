@@ -7,6 +7,7 @@ import { ErrorCodes, ResponseError, type Connection } from "vscode-languageserve
 import { InitializationOptionsSchema, notifications, requests, PROTOCOL_VERSION, type ParamsOf, type RequestName, type ResultOf } from "../protocol";
 import { ENGINE_VERSION, SynthesisEngine, toErrorInfo, type LogLevel } from "../engine/engine";
 import { EventBatcher } from "./eventBatcher";
+import { probeSandbox } from "../verify/sandboxProbe";
 
 const APPLICATION_ERROR = -32001;
 
@@ -27,6 +28,7 @@ const handlers: Handlers = {
   assemble: (engine, params) => engine.assemble(params),
   // Verify and repair
   verify: (engine, params) => engine.verify(params),
+  sandboxProbe: (engine) => probeSandbox({ python: engine.settings.verify.pythonPath ?? engine.settings.python, isolation: engine.settings.verify.isolation }),
   // Models: downloads, removal, GPU fit
   pullPlan: (engine, params) => engine.modelManager.plan(params?.profile),
   pullModel: (engine, params) => engine.modelManager.pull(params ?? {}),
