@@ -85,6 +85,8 @@ export const ProgramSubTaskSchema = z.object({
   artifact: CodeArtifactSchema.nullable(),
   syntax: SyntaxCheckSchema.nullable(),
   codeState: CodeState,
+  /** The sub-task's text was edited after its spec was written: spec and code are kept, but out of date until regenerated. */
+  specStale: z.boolean().optional(),
 });
 export type ProgramSubTask = z.infer<typeof ProgramSubTaskSchema>;
 
@@ -323,10 +325,13 @@ export const requests = {
   ),
   /** Replaces one sub-task's spec with the user's edit; its code becomes stale. */
   updateSpec: request("gpiot/updateSpec", z.object({ programId: z.string(), subTaskId: z.string(), spec: TaskSpecSchema }).strict(), ProgramSnapshotSchema),
-  /** Queues the rest of a reviewed program: missing specs, missing or stale code, assembly. */
+  /**
+   * Queues the rest of a reviewed program: missing or stale specs, missing or stale code, assembly.
+   * With `assemble: false` it stops once every spec and code is up to date and writes no files.
+   */
   continue: request(
     "gpiot/continue",
-    z.object({ programId: z.string(), review: ReviewMode.default("none"), outDir: z.string().min(1).optional(), overwrite: z.boolean().optional() }).strict(),
+    z.object({ programId: z.string(), review: ReviewMode.default("none"), outDir: z.string().min(1).optional(), overwrite: z.boolean().optional(), assemble: z.boolean().optional() }).strict(),
     z.object({ jobId: z.string() }),
   ),
   /** Queues a new spec (then code) or new code for one sub-task, from its current, possibly edited, text. */
@@ -340,6 +345,31 @@ export const requests = {
     "gpiot/assemble",
     z.object({ programId: z.string(), outDir: z.string().min(1).optional(), overwrite: z.boolean().default(false) }).strict(),
     z.object({ jobId: z.string() }),
+  ),
+  /** The files assembling the program would write now (nothing is written); fails with NOTHING_TO_ASSEMBLE when a part is missing. */
+  previewProgram: request(
+    "gpiot/previewProgram",
+    z.object({ programId: z.string() }).strict(),
+    z.object({ files: z.array(z.object({ path: z.string(), kind: z.enum(["module", "main", "readme", "requirements", "manifest"]), content: z.string() })) }),
+  ),
+  /**
+   * Puts a program back as a client saw it: with `programId`, that program's sub-tasks, specs and
+   * code are replaced as given (undo); without, a new program is made from the data (after an engine
+   * restart, which forgets every program). Answers the program as the engine now holds it.
+   */
+  restoreProgram: request(
+    "gpiot/restoreProgram",
+    z
+      .object({
+        programId: z.string().optional(),
+        requirement: z.string().min(1),
+        limits: ResourceLimitsSchema.nullable().optional(),
+        subTasks: z.array(ProgramSubTaskSchema).max(12),
+        outDir: z.string().min(1).nullable().optional(),
+        files: z.array(z.string()).optional(),
+      })
+      .strict(),
+    ProgramSnapshotSchema,
   ),
   // ---- verify and repair (issue #5) ----
   /**
@@ -372,6 +402,27 @@ export const requests = {
     "gpiot/removeModel",
     z.object({ profile: z.string().min(1) }).strict(),
     z.object({ profile: z.string(), removed: z.array(z.string()), kept: z.array(z.object({ path: z.string(), reason: z.string() })), freedBytes: z.number() }),
+  ),
+  /**
+   * The machine as the engine sees it: the backend its runtime uses now, GPU memory and RAM, which
+   * GPU types the drivers support, and for which of them node-llama-cpp finds a runtime (its
+   * prebuilt binaries package). Loads no model.
+   */
+  hardware: request(
+    "gpiot/hardware",
+    empty,
+    z.object({
+      backend: z.enum(["cuda", "vulkan", "metal", "cpu"]),
+      devices: z.array(z.string()),
+      vram: z.object({ total: z.number(), free: z.number() }),
+      ram: z.object({ total: z.number(), free: z.number() }),
+      platform: z.string(),
+      arch: z.string(),
+      runtimeVersion: z.string(),
+      supportedGpus: z.array(z.enum(["cuda", "vulkan", "metal"])),
+      /** The GPU runtimes that exist for this platform: the npm packages each needs, and whether node-llama-cpp finds them. */
+      gpuRuntimes: z.array(z.object({ gpu: z.enum(["cuda", "vulkan", "metal"]), packages: z.array(z.string()), installed: z.boolean() })),
+    }),
   ),
   /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
   modelFit: request("gpiot/modelFit", z.object({ profile: z.string().min(1).optional() }).strict(), ModelFitSchema),

@@ -300,9 +300,12 @@ export class SynthesisEngine {
     const program = this.program(params.programId);
     this.assertIdle(program);
     if (program.subTasks.length === 0) throw new EngineError("NOTHING_TO_ASSEMBLE", `Program ${program.id} has no sub-tasks yet.`);
-    const target = params.outDir
-      ? { outDir: params.outDir, overwrite: params.overwrite ?? false }
-      : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? false };
+    const target =
+      params.assemble === false
+        ? { outDir: undefined, overwrite: false, write: false }
+        : params.outDir
+          ? { outDir: params.outDir, overwrite: params.overwrite ?? false }
+          : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? false };
     const job = this.enqueue(program, "continue", (job, timings) => this.runRemaining(job, timings, params.review ?? "none", target));
     return { jobId: job.id };
   }
@@ -331,6 +334,34 @@ export class SynthesisEngine {
     if (!outDir) throw new EngineError("INVALID_PARAMS", `Program ${program.id} has no output folder yet; pass outDir.`);
     const job = this.enqueue(program, "assemble", (job, timings) => this.runWrite(job, timings, outDir, params.overwrite ?? false));
     return { jobId: job.id };
+  }
+
+  previewProgram(params: ParamsOf<"previewProgram">): ResultOf<"previewProgram"> {
+    const program = this.program(params.programId);
+    const ready = program.parts();
+    if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date spec and code yet; continue or regenerate it first.`);
+    const files = assembleProgram({ requirement: program.requirement, limits: program.limits, parts: ready.parts, generator: { profile: this.host?.info.profile ?? "unknown", createdAt: new Date().toISOString() } });
+    return { files: files.map(({ path, kind, content }) => ({ path, kind, content })) };
+  }
+
+  restoreProgram(params: ParamsOf<"restoreProgram">): ProgramSnapshot {
+    this.assertServing();
+    let program: Program;
+    if (params.programId) {
+      program = this.program(params.programId);
+      this.assertIdle(program);
+    } else {
+      program = new Program(`p${this.nextId++}`, params.requirement, params.limits ?? null);
+    }
+    try {
+      program.restore(params.subTasks);
+    } catch (error) {
+      throw new EngineError("INVALID_PARAMS", `Program ${program.id}: ${(error as Error).message}`);
+    }
+    if (params.outDir !== undefined) program.outDir = params.outDir === null ? null : path.resolve(params.outDir);
+    if (params.files) program.files = [...params.files];
+    this.programs.set(program.id, program);
+    return program.snapshot();
   }
 
   updateSubTasks(params: ParamsOf<"updateSubTasks">): ProgramSnapshot {
@@ -493,12 +524,12 @@ export class SynthesisEngine {
     this.emit({ type: "codeReady", ...ref, subTaskId, artifact: result.value, syntax });
   }
 
-  private async runRemaining(job: Job, timings: StageTiming[], review: ReviewMode, target: { outDir?: string; overwrite: boolean }): Promise<JobOutcome> {
+  private async runRemaining(job: Job, timings: StageTiming[], review: ReviewMode, target: { outDir?: string; overwrite: boolean; write?: boolean }): Promise<JobOutcome> {
     const host = await this.requireModels();
     const { program } = job;
     let newSpecs = 0;
     for (const entry of program.subTasks) {
-      if (entry.spec) continue;
+      if (entry.spec && !entry.specStale) continue;
       await this.runSpec(job, timings, host, entry.id);
       newSpecs += 1;
     }
@@ -511,7 +542,7 @@ export class SynthesisEngine {
     const verification = verifyPlan ? await this.runVerification(job, timings, verifyPlan) : undefined;
     const verified = verification ? { verification } : {};
     // ---- end verify ----
-    const outDir = target.outDir ?? program.outDir;
+    const outDir = target.write === false ? undefined : (target.outDir ?? program.outDir);
     if (!outDir) return { files: [], ...verified };
     return { ...(await this.runWrite(job, timings, outDir, target.overwrite)), ...verified };
   }
