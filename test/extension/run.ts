@@ -38,7 +38,7 @@ async function part(name: string, body: () => Promise<number> | number): Promise
 execFileSync(process.execPath, [path.join(REPO_ROOT, "test", "extension", "build.mjs")], { stdio: "inherit" });
 await part("unit", () => {
   try {
-    execFileSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", "test/extension/unit/commentParsing.test.ts", "test/extension/unit/outputFolders.test.ts"], { cwd: REPO_ROOT, stdio: "inherit" });
+    execFileSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", "test/extension/unit/commentParsing.test.ts", "test/extension/unit/outputFolders.test.ts", "test/extension/unit/programRules.test.ts", "test/extension/unit/gpuRuntimeInstaller.test.ts", "test/extension/unit/manifest.test.ts"], { cwd: REPO_ROOT, stdio: "inherit" });
     return 0;
   } catch {
     return 1;
