@@ -105,6 +105,13 @@ export class ModelDownloads implements vscode.Disposable {
     return this.running;
   }
 
+  /** Stops the running download (what the notification's Cancel does); what was fetched is kept. */
+  async cancel(): Promise<boolean> {
+    const running = this.running;
+    if (!running) return false;
+    return (await this.sidecar.request((rpc) => rpc.request("cancelPull", { pullId: running.pullId }))).cancelled;
+  }
+
   private offlineMessage(): Promise<DownloadResult> {
     const turnOff = vscode.l10n.t("Turn Off Offline Mode");
     const chooseFile = vscode.l10n.t("Choose Model File");
@@ -180,7 +187,6 @@ export class ModelDownloads implements vscode.Disposable {
       void this.ui.info(vscode.l10n.t('GPIoT is already downloading "{0}".', this.running.profile));
       return { status: "aborted", message: "A download is running." };
     }
-    if (offline()) return this.offlineMessage();
     let profile = args.profile;
     let plan: PullPlanInfo | undefined;
     try {
@@ -205,6 +211,7 @@ export class ModelDownloads implements vscode.Disposable {
       this.ui.status(vscode.l10n.t('Every file of "{0}" is already downloaded; GPIoT uses it now.', plan.profile));
       return { status: "present", profile: plan.profile };
     }
+    if (offline()) return this.offlineMessage();
     if (!args.confirm) {
       const size = plan.approximate ? vscode.l10n.t("about {0}", formatSize(plan.downloadBytes)) : formatSize(plan.downloadBytes);
       const files = plan.items.filter((item) => item.action !== "present").length;
@@ -246,7 +253,7 @@ export class ModelDownloads implements vscode.Disposable {
           lastFraction = Math.max(lastFraction, fraction);
           report(describeProgress(progress, rate.bytesPerSecond), increment);
         });
-        const cancellation = token.onCancellationRequested(() => void this.sidecar.request((rpc) => rpc.request("cancelPull", { pullId })).catch(() => undefined));
+        const cancellation = token.onCancellationRequested(() => void this.cancel().catch(() => undefined));
         try {
           return (await this.sidecar.request((rpc) => rpc.request("pullModel", { profile, pullId }))).files;
         } finally {
@@ -274,6 +281,7 @@ export class ModelDownloads implements vscode.Disposable {
       if (choice === chooseFile) void vscode.commands.executeCommand("gpiot.chooseModelFile");
     };
     if (info.code === "CANCELLED") {
+      void this.state.update(PENDING_KEY, undefined);
       this.ui.status(vscode.l10n.t('Download of "{0}" stopped; what was fetched is kept, and Download Model… continues from there.', profile), "circle-slash");
       return { status: "cancelled", profile, message: info.message, errorCode: info.code };
     }
@@ -284,6 +292,7 @@ export class ModelDownloads implements vscode.Disposable {
     if (info.code === "ENGINE_STOPPED") {
       // The restarted engine offers to resume it (offerResume): one notification, once it can continue.
       this.sidecar.log.warn(`The GPIoT engine stopped during the download of "${profile}"; what was fetched is kept.`);
+      void this.sidecar.whenRunning(60_000).then(() => this.offerResume(), () => undefined);
       return { status: "failed", profile, message: info.message, errorCode: info.code };
     }
     if (info.code === "DOWNLOAD_FAILED" && looksOffline(info.message)) {

@@ -57,7 +57,10 @@ export class EngineRecovery implements vscode.Disposable {
         await this.jobs.restoreInEngine(program);
         restored += 1;
       } catch (error) {
-        const message = errorInfoOf(error).message;
+        const info = errorInfoOf(error);
+        // The engine went away again (another restart): the program waits for the next one.
+        if (info.code === "ENGINE_STOPPED") continue;
+        const message = info.message;
         this.log.warn(`Could not restore "${short(program.requirement)}" in the new engine: ${message}`);
         this.store.markLost(program, vscode.l10n.t("The GPIoT engine restarted and could not take this program over ({0}); Retry runs it again.", message));
       }

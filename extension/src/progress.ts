@@ -46,6 +46,8 @@ export function withJobProgress(jobs: Jobs, ui: Ui, started: StartedJob, title: 
     const { program } = started;
     let last = "";
     const update = () => {
+      // The notification closes when the job ends: it shows what the tree shows while the program is busy.
+      if (!program.busy) return;
       const message = describePhase(program);
       if (message !== last) {
         last = message;

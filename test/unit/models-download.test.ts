@@ -232,6 +232,23 @@ describe("downloadVerifiedFile", () => {
     assert.equal(existsSync(partialPaths(destination).progress), false);
   });
 
+  test("a server that cannot be reached fails at once, naming the host (the downloader would retry for minutes)", { timeout: 30_000 }, async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const started = Date.now();
+    await assert.rejects(
+      downloadVerifiedFile({ source: `http://127.0.0.1:${port}/model.gguf`, destination: path.join(work, "unreachable", "model.gguf"), offline: false }),
+      (error: ModelsError) => error.code === "DOWNLOAD_FAILED" && error.message.includes(`127.0.0.1:${port}`) && /offline/.test(error.message),
+    );
+    assert.ok(Date.now() - started < 20_000);
+    await assert.rejects(
+      downloadVerifiedFile({ source: "hf:someone/Repo-GGUF/model.gguf", destination: path.join(work, "unreachable", "hf.gguf"), endpoint: `http://127.0.0.1:${port}/`, offline: false }),
+      (error: ModelsError) => error.code === "DOWNLOAD_FAILED" && error.message.includes(`127.0.0.1:${port}`),
+    );
+  });
+
   test("offline mode refuses without opening any connection", async () => {
     mirror.files.set("org/Model-GGUF/offline.gguf", { body: fakeGguf(1024) });
     mirror.reset();

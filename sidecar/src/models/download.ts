@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
 import { createModelDownloader, readGgufFileInfo, type ModelDownloader } from "node-llama-cpp";
 
@@ -99,10 +100,32 @@ export async function checkGgufHeader(filePath: string): Promise<void> {
   await readGgufFileInfo(filePath, { readTensorInfo: true, logWarnings: false, sourceType: "filesystem" });
 }
 
+/**
+ * Fails at once when the server cannot be reached: the downloader itself retries a refused or
+ * unresolvable connection for minutes before it gives up.
+ */
+export async function assertReachable(source: string, endpoint: string | undefined, timeoutMs = 15_000): Promise<void> {
+  const url = new URL(/^https?:\/\//i.test(source) ? source : (endpoint ?? "https://huggingface.co/"));
+  const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    socket.setTimeout(timeoutMs, () => socket.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT" })));
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once("error", reject);
+  }).catch((error: NodeJS.ErrnoException) => {
+    throw new ModelsError("DOWNLOAD_FAILED", `Cannot reach ${url.host} (${error.code ?? error.message}): this machine seems to be offline, or the server is down. Nothing more was downloaded; run the pull again once it is reachable.`);
+  });
+}
+
 export async function downloadVerifiedFile(options: DownloadOptions): Promise<DownloadResult> {
   const { source, destination } = options;
   assertOnline(options.offline, `download ${source}`);
   if (options.signal?.aborted) throw new ModelsError("CANCELLED", "Download cancelled before it started.");
+  await assertReachable(source, options.endpoint);
   const { staged, progress } = partialPaths(destination);
   const stagingDir = path.dirname(staged);
   await mkdir(stagingDir, { recursive: true });

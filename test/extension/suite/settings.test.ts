@@ -20,6 +20,6 @@ suite("settings and the model state", () => {
     await waitFor("the model to be available again", () => api.models.available === true, 30_000);
     const info = await vscode.commands.executeCommand<{ profile: string }>("gpiot.chooseProfile", "tiny");
     assert.equal(info?.profile, "tiny");
-    await waitFor("ready in the status bar", () => /GPIoT: ready/.test(api.statusBarText()));
+    await waitFor("the profile, loaded, in the status bar", () => /GPIoT: tiny · CPU/.test(api.statusBarText()));
   });
 });
