@@ -258,7 +258,8 @@ export class GpuRuntimes implements vscode.Disposable {
     await this.sidecar.restart();
     const hardware = await this.sidecar.request((rpc) => rpc.request("hardware")).catch(() => undefined);
     const seen = !!hardware?.gpuRuntimes.find((runtime) => runtime.gpu === gpu)?.installed;
-    if (seen) this.ui.status(vscode.l10n.t("The {0} runtime is installed: GPIoT runs the models on the GPU when it can.", NAMES[gpu]), "chip");
+    if (seen && engineSettings().gpu === false) this.ui.status(vscode.l10n.t("The {0} runtime is installed; set gpiot.gpu to auto to run the models on the GPU.", NAMES[gpu]), "chip");
+    else if (seen) this.ui.status(vscode.l10n.t("The {0} runtime is installed: GPIoT runs the models on the GPU when it can.", NAMES[gpu]), "chip");
     else void this.ui.warn(vscode.l10n.t("The {0} runtime was downloaded but the engine does not find it; the models keep running on the CPU. See the GPIoT log.", NAMES[gpu]));
     return seen;
   }
