@@ -137,18 +137,19 @@ export class ProposalReviews implements vscode.TextDocumentContentProvider, vsco
     return true;
   }
 
-  /** Ends a proposal: its diff closes first, then the caller learns the decision (and applies an accepted change). */
+  /** Ends a proposal: its diff is closed and the caller learns the decision (and applies an accepted change). */
   private settle(entry: Entry, decision: ProposalDecision, closeTabs: boolean): void {
     const tabs = closeTabs ? this.tabsOf(entry) : [];
     if (!this.pending.delete(entry.id)) return;
     if (!this.pending.size) void vscode.commands.executeCommand("setContext", "gpiot.proposalPending", false);
     this.changeEmitter.fire(this.list());
-    void Promise.resolve(tabs.length ? vscode.window.tabGroups.close(tabs, true) : true)
-      .then(undefined, () => undefined)
-      .then(() => {
+    entry.resolve(decision);
+    void Promise.resolve(tabs.length ? vscode.window.tabGroups.close(tabs, true) : true).then(
+      () => {
         for (const uri of entry.uris) this.contents.delete(uri);
-        entry.resolve(decision);
-      });
+      },
+      () => undefined,
+    );
   }
 
   dispose(): void {

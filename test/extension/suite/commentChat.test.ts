@@ -135,7 +135,7 @@ suite("inline chat on a requirement comment", () => {
     await vscode.commands.executeCommand("gpiot.proposal.discard");
     assert.equal((await discarded).applied, false);
     assert.equal(document.getText(), original);
-    assert.ok(!vscode.window.tabGroups.all.some((group) => group.tabs.some((tab) => tab.input instanceof vscode.TabInputTextDiff)), "Discard closed the diff");
+    await waitFor("Discard to close the diff", () => !vscode.window.tabGroups.all.some((group) => group.tabs.some((tab) => tab.input instanceof vscode.TabInputTextDiff)), 20_000);
     const closed = vscode.commands.executeCommand<{ applied: boolean }>("gpiot.comment.insertBelow", { threadId });
     const api = await getApi();
     const proposal = await waitFor("the new proposal", () => api.proposals.list()[0]);

@@ -5,6 +5,7 @@ import { getApi, waitFor } from "./helpers";
 suite("settings and the model state", () => {
   test("a profile whose files are missing means no model: the welcome view offers a choice", async () => {
     const api = await getApi();
+    assert.ok((await api.treeSnapshot()).length > 0, "the programs of the earlier suites are still listed (the tree is not empty)");
     const generation = api.sidecar.generation;
     const config = vscode.workspace.getConfiguration("gpiot");
     await config.update("profile", "no-such-profile", vscode.ConfigurationTarget.Workspace);
