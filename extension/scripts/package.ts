@@ -10,7 +10,7 @@
  * extension fetches a GPU runtime on first use when it finds a GPU (extension/src/gpuRuntime.ts).
  * Apple Silicon's only build is its Metal one, so darwin-arm64 runs on the GPU out of the box.
  * `--variant all` builds the old fat packages with every GPU build (355 MB for linux-x64, over
- * Open VSX's upload limit), `--variant no-cuda` CPU + Vulkan (~39 MB), for offline installs.
+ * Open VSX's upload limit), `--variant no-cuda` CPU + Vulkan (38.5 MB), for offline installs.
  *
  * For each target: a staging folder out/vsix/<target>/ gets a package.json (the extension's
  * manifest with only node-llama-cpp as a dependency), package.nls.json, l10n/, the bundles,

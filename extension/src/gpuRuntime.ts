@@ -204,6 +204,7 @@ export class GpuRuntimes implements vscode.Disposable {
         const cancellation = token.onCancellationRequested(() => controller.abort());
         const started = Date.now();
         let lastShown = 0;
+        let lastPhase = "";
         let lastPercent = 0;
         try {
           await installGpuRuntime({
@@ -215,8 +216,10 @@ export class GpuRuntimes implements vscode.Disposable {
             signal: controller.signal,
             onProgress: (progress) => {
               const now = Date.now();
-              if (progress.phase === "download" && now - lastShown < 250 && progress.bytes < progress.totalBytes) return;
+              const key = `${progress.index}:${progress.phase}`;
+              if (key === lastPhase && now - lastShown < 250 && progress.bytes < progress.totalBytes) return;
               lastShown = now;
+              lastPhase = key;
               const which = progress.count > 1 ? vscode.l10n.t("part {0} of {1}: ", progress.index + 1, progress.count) : "";
               const seconds = (now - started) / 1000;
               const speed = seconds > 0.5 && progress.phase === "download" ? `, ${formatSize(progress.bytes / seconds)}/s` : "";

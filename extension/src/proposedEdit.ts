@@ -91,20 +91,17 @@ export class ProposalReviews implements vscode.TextDocumentContentProvider, vsco
       this.pending.set(id, { id, title, files: changes.map((change) => change.target.fsPath), uris: uris.filter((uri) => uri !== undefined).map(String), openedAt: Date.now(), resolve });
     });
     await vscode.commands.executeCommand("setContext", "gpiot.proposalPending", true);
-    try {
-      if (changes.length === 1 && changes[0].original && uris[0])
-        await vscode.commands.executeCommand("vscode.diff", changes[0].original, uris[0], title, { preview: false, preserveFocus: false });
-      else
-        await vscode.commands.executeCommand(
-          "vscode.changes",
-          title,
-          changes.map((change, index) => [change.target, change.original, uris[index]]),
-        );
-    } catch (error) {
-      this.settle(this.pending.get(id)!, "discarded", false);
-      throw error;
-    }
     this.changeEmitter.fire(this.list());
+    // The decision does not wait for the editor to report that it opened (under load that can take
+    // long); a diff that cannot be opened at all discards the change.
+    const opened =
+      changes.length === 1 && changes[0].original && uris[0]
+        ? vscode.commands.executeCommand("vscode.diff", changes[0].original, uris[0], title, { preview: false, preserveFocus: false })
+        : vscode.commands.executeCommand("vscode.changes", title, changes.map((change, index) => [change.target, change.original, uris[index]]));
+    Promise.resolve(opened).then(undefined, () => {
+      const entry = this.pending.get(id);
+      if (entry) this.settle(entry, "discarded", false);
+    });
     return decision;
   }
 
