@@ -21,7 +21,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from "vscode-languageclient/node";
-import { GpiotRpcClient, type EngineSettingsInput, type ErrorInfo, type JobEvent, type ModelEvent } from "../../sidecar/src/protocol";
+import { GpiotRpcClient, type EngineSettingsInput, type ErrorInfo, type JobEvent, type ModelEvent, type PullProgress } from "../../sidecar/src/protocol";
 
 export type SidecarState = "stopped" | "starting" | "running" | "restarting" | "failed";
 
@@ -76,6 +76,7 @@ export class Sidecar implements vscode.Disposable {
   private readonly crashEmitter = new vscode.EventEmitter<SidecarCrash>();
   private readonly jobEmitter = new vscode.EventEmitter<{ generation: number; event: JobEvent }>();
   private readonly modelEmitter = new vscode.EventEmitter<ModelEvent>();
+  private readonly pullEmitter = new vscode.EventEmitter<PullProgress>();
   private readonly readyEmitter = new vscode.EventEmitter<number>();
   /** State changes of the process. */
   readonly onDidChangeState = this.stateEmitter.event;
@@ -84,6 +85,8 @@ export class Sidecar implements vscode.Disposable {
   /** Every `gpiot/jobEvent`, tagged with the generation of the process that sent it. */
   readonly onJobEvent = this.jobEmitter.event;
   readonly onModelEvent = this.modelEmitter.event;
+  /** `gpiot/pullProgress` of model downloads. */
+  readonly onPullProgress = this.pullEmitter.event;
   /** A process finished `initialize` (first start or restart); carries the generation. */
   readonly onDidBecomeReady = this.readyEmitter.event;
   /** Milliseconds the last start took, from spawn to `initialize` answered. */
@@ -206,6 +209,7 @@ export class Sidecar implements vscode.Disposable {
     });
     this.rpc.onJobEvent((event) => this.jobEmitter.fire({ generation: this.generationNumber, event }));
     this.rpc.onModelEvent((event) => this.modelEmitter.fire(event));
+    this.rpc.onPullProgress((progress) => this.pullEmitter.fire(progress));
     this.disposables.push(
       client.onDidChangeState((change) => {
         if (change.newState === State.Running) {
@@ -300,6 +304,7 @@ export class Sidecar implements vscode.Disposable {
     this.crashEmitter.dispose();
     this.jobEmitter.dispose();
     this.modelEmitter.dispose();
+    this.pullEmitter.dispose();
     this.readyEmitter.dispose();
   }
 }

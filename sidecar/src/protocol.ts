@@ -211,11 +211,15 @@ export const ProgramSubTaskSchema = z.object({
   artifact: CodeArtifactSchema.nullable(),
   syntax: SyntaxCheckSchema.nullable(),
   codeState: CodeState,
+  /** The sub-task's text was edited after its spec was written: spec and code are kept, but out of date until regenerated. */
+  specStale: z.boolean().optional(),
 });
 export type ProgramSubTask = z.infer<typeof ProgramSubTaskSchema>;
 
 export const ProgramSnapshotSchema = z.object({
   programId: z.string(),
+  /** Written into the program's gpiot.json: the folder with this id is the program's own to rewrite. */
+  ownerId: z.string(),
   requirement: z.string(),
   limits: ResourceLimitsSchema.nullable(),
   subTasks: z.array(ProgramSubTaskSchema),
@@ -457,10 +461,13 @@ export const requests = {
   ),
   /** Replaces one sub-task's spec with the user's edit; its code becomes stale. */
   updateSpec: request("gpiot/updateSpec", z.object({ programId: NameText, subTaskId: NameText, spec: TaskSpecSchema }).strict(), ProgramSnapshotSchema),
-  /** Queues the rest of a reviewed program: missing specs, missing or stale code, assembly. */
+  /**
+   * Queues the rest of a reviewed program: missing or stale specs, missing or stale code, assembly.
+   * With `assemble: false` it stops once every spec and code is up to date and writes no files.
+   */
   continue: request(
     "gpiot/continue",
-    z.object({ programId: NameText, review: ReviewMode.default("none"), outDir: PathText.optional(), overwrite: OverwriteMode.optional() }).strict(),
+    z.object({ programId: NameText, review: ReviewMode.default("none"), outDir: PathText.optional(), overwrite: OverwriteMode.optional(), assemble: z.boolean().optional() }).strict(),
     z.object({ jobId: z.string() }),
   ),
   /** Queues a new spec (then code) or new code for one sub-task, from its current, possibly edited, text. */
@@ -477,6 +484,33 @@ export const requests = {
     "gpiot/assemble",
     z.object({ programId: NameText, outDir: PathText.optional(), overwrite: OverwriteMode.default("never") }).strict(),
     z.object({ jobId: z.string() }),
+  ),
+  /** The files an assembly would write now (nothing is written); fails with NOTHING_TO_ASSEMBLE when a part is missing. */
+  previewProgram: request(
+    "gpiot/previewProgram",
+    z.object({ programId: NameText }).strict(),
+    z.object({ files: z.array(z.object({ path: z.string(), kind: z.enum(["module", "main", "readme", "requirements", "manifest"]), content: z.string() })) }),
+  ),
+  /**
+   * Puts a program back as a client saw it: with `programId`, that program's sub-tasks, specs and
+   * code are replaced as given (undo); without, a new program is made from the data (after an engine
+   * restart, which forgets every program), keeping its `ownerId` so that it may still rewrite the
+   * folder it wrote. Answers the program as the engine now holds it.
+   */
+  restoreProgram: request(
+    "gpiot/restoreProgram",
+    z
+      .object({
+        programId: NameText.optional(),
+        ownerId: z.uuid().optional(),
+        requirement: ProseText.min(1),
+        limits: ResourceLimitsSchema.nullable().optional(),
+        subTasks: z.array(ProgramSubTaskSchema).max(12),
+        outDir: PathText.nullable().optional(),
+        files: z.array(PathText).optional(),
+      })
+      .strict(),
+    ProgramSnapshotSchema,
   ),
   // Verify and repair
   /**
@@ -514,6 +548,27 @@ export const requests = {
     "gpiot/removeModel",
     z.object({ profile: NameText }).strict(),
     z.object({ profile: z.string(), removed: z.array(z.string()), kept: z.array(z.object({ path: z.string(), reason: z.string() })), freedBytes: z.number() }),
+  ),
+  /**
+   * The machine as the engine sees it: the backend its runtime uses now, GPU memory and RAM, which
+   * GPU types the drivers support, and for which of them node-llama-cpp finds a runtime (its
+   * prebuilt binaries package). Loads no model.
+   */
+  hardware: request(
+    "gpiot/hardware",
+    empty,
+    z.object({
+      backend: z.enum(["cuda", "vulkan", "metal", "cpu"]),
+      devices: z.array(z.string()),
+      vram: z.object({ total: z.number(), free: z.number() }),
+      ram: z.object({ total: z.number(), free: z.number() }),
+      platform: z.string(),
+      arch: z.string(),
+      runtimeVersion: z.string(),
+      supportedGpus: z.array(z.enum(["cuda", "vulkan", "metal"])),
+      /** The GPU runtimes that exist for this platform: the npm packages each needs, and whether node-llama-cpp finds them. */
+      gpuRuntimes: z.array(z.object({ gpu: z.enum(["cuda", "vulkan", "metal"]), packages: z.array(z.string()), installed: z.boolean() })),
+    }),
   ),
   /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
   modelFit: request("gpiot/modelFit", z.object({ profile: NameText.optional() }).strict(), ModelFitSchema),

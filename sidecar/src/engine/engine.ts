@@ -3,6 +3,7 @@
  * validates each request, queues a job that composes the job steps, and reports every step as a
  * protocol event. The sidecar serves it over JSON-RPC; the CLI uses it in-process.
  */
+import path from "node:path";
 import {
   PROTOCOL_VERSION,
   type JobEvent,
@@ -20,6 +21,7 @@ import type { ModelsService } from "../models/modelsService";
 import { checkContextBudget, knownStagePrompts } from "../pipeline/contextBudget";
 import { prepareRequirement, type PreparedRequirement } from "../pipeline/requirement";
 import { checkOutputFolder } from "../pipeline/writeProgram";
+import { assembleProgram } from "../pipeline/assembleProgram";
 import { EngineError } from "./errors";
 import { decompose, generateSubTaskCode, jobEmitter, specify, writeProgramFiles, type JobContext } from "./jobSteps";
 import { JobQueue, type Job, type JobOutcome } from "./jobQueue";
@@ -54,6 +56,8 @@ export interface EngineOptions {
 interface OutputTarget {
   outDir?: string;
   overwrite: OverwriteMode;
+  /** false: bring specs and code up to date, write nothing. */
+  write?: boolean;
 }
 
 export class SynthesisEngine {
@@ -206,10 +210,13 @@ export class SynthesisEngine {
     const program = this.program(params.programId);
     this.assertIdle(program);
     if (program.subTasks.length === 0) throw new EngineError("NOTHING_TO_ASSEMBLE", `Program ${program.id} has no sub-tasks yet.`);
-    const target: OutputTarget = params.outDir
-      ? { outDir: params.outDir, overwrite: params.overwrite ?? "never" }
-      : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? "never" };
-    const outDir = target.outDir ?? program.outDir;
+    const target: OutputTarget =
+      params.assemble === false
+        ? { overwrite: "never", write: false }
+        : params.outDir
+          ? { outDir: params.outDir, overwrite: params.overwrite ?? "never" }
+          : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? "never" };
+    const outDir = target.write === false ? undefined : (target.outDir ?? program.outDir);
     if (outDir) checkOutputFolder(outDir, target.overwrite, program.uid);
     const job = this.enqueue(program, "continue", (context) => this.runRemaining(context, params.review ?? "none", target));
     return { jobId: job.id };
@@ -241,6 +248,40 @@ export class SynthesisEngine {
     checkOutputFolder(outDir, overwrite, program.uid);
     const job = this.enqueue(program, "assemble", (context) => writeProgramFiles(context, outDir, overwrite));
     return { jobId: job.id };
+  }
+
+  previewProgram(params: ParamsOf<"previewProgram">): ResultOf<"previewProgram"> {
+    const program = this.program(params.programId);
+    const ready = program.parts();
+    if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date spec and code yet; continue or regenerate it first.`);
+    const files = assembleProgram({
+      requirement: program.requirement,
+      limits: program.limits,
+      parts: ready.parts,
+      generator: { profile: this.models.info?.profile ?? "unknown", createdAt: new Date().toISOString() },
+      programId: program.uid,
+    });
+    return { files: files.map(({ path, kind, content }) => ({ path, kind, content })) };
+  }
+
+  restoreProgram(params: ParamsOf<"restoreProgram">): ProgramSnapshot {
+    this.assertServing();
+    let program: Program;
+    if (params.programId) {
+      program = this.program(params.programId);
+      this.assertIdle(program);
+    } else {
+      program = new Program(`p${this.nextProgramNumber++}`, params.requirement, params.limits ?? null, params.ownerId);
+    }
+    try {
+      program.restore(params.subTasks);
+    } catch (error) {
+      throw new EngineError("INVALID_PARAMS", `Program ${program.id}: ${(error as Error).message}`);
+    }
+    if (params.outDir !== undefined) program.outDir = params.outDir === null ? null : path.resolve(params.outDir);
+    if (params.files) program.files = [...params.files];
+    this.programs.set(program.id, program);
+    return program.snapshot();
   }
 
   updateSubTasks(params: ParamsOf<"updateSubTasks">): ProgramSnapshot {
@@ -294,7 +335,7 @@ export class SynthesisEngine {
     const { program } = context.job;
     let newSpecs = 0;
     for (const entry of program.subTasks) {
-      if (entry.spec) continue;
+      if (entry.spec && !entry.specStale) continue;
       await specify(context, host, entry.id);
       newSpecs += 1;
     }
@@ -304,7 +345,7 @@ export class SynthesisEngine {
     }
     const verifyPlan = this.verifyPlans.get(program);
     const verified = verifyPlan ? await this.runVerificationStep(context, verifyPlan) : {};
-    const outDir = target.outDir ?? program.outDir;
+    const outDir = target.write === false ? undefined : (target.outDir ?? program.outDir);
     if (!outDir) return { files: [], ...verified };
     return { ...(await writeProgramFiles(context, outDir, target.overwrite)), ...verified };
   }

@@ -26,6 +26,8 @@ const handlers: Handlers = {
   continue: (engine, params) => engine.continue(params),
   regenerate: (engine, params) => engine.regenerate(params),
   assemble: (engine, params) => engine.assemble(params),
+  previewProgram: (engine, params) => engine.previewProgram(params),
+  restoreProgram: (engine, params) => engine.restoreProgram(params),
   // Verify and repair
   verify: (engine, params) => engine.verify(params),
   sandboxProbe: (engine) => probeSandbox({ python: engine.settings.verify.pythonPath ?? engine.settings.python, isolation: engine.settings.verify.isolation }),
@@ -35,6 +37,7 @@ const handlers: Handlers = {
   cancelPull: (engine, params) => engine.modelManager.cancelPull(params.pullId),
   removeModel: (engine, params) => engine.modelManager.remove(params.profile),
   modelFit: (engine, params) => engine.modelManager.fit(params ?? {}),
+  hardware: (engine) => engine.modelManager.hardware(),
 };
 
 function describeZodIssue(method: string, issues: { path: PropertyKey[]; message: string }[]): string {
