@@ -155,14 +155,27 @@ export type JobEvent = z.infer<typeof JobEventSchema>;
 
 export const LoadedModelInfoSchema = z.object({
   profile: z.string(),
-  roles: z.record(z.string(), z.object({ modelPath: z.string(), adapters: z.array(z.object({ path: z.string(), scale: z.number() })), contextSize: z.number() })),
+  roles: z.record(
+    z.string(),
+    z.object({
+      modelPath: z.string(),
+      adapters: z.array(z.object({ path: z.string(), scale: z.number() })),
+      contextSize: z.number(),
+      /** Sequences of the role's local context: sub-tasks it generates at once. */
+      sequences: z.number().optional(),
+      /** Set when the role runs on an OpenAI-compatible server instead of the local models. */
+      remote: z.object({ baseUrl: z.string(), model: z.string(), adapter: z.string().optional() }).optional(),
+    }),
+  ),
   distinctModels: z.number(),
   threads: z.number(),
   gpu: z.union([z.string(), z.literal(false)]),
   gpuLayers: z.record(z.string(), z.number()),
   loadMs: z.number(),
   /** What GPU fit chose (layers, context) and why, in words (issue #4). */
-  fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), summary: z.string(), advice: z.string().optional() }).optional(),
+  fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), parallel: z.number().optional(), summary: z.string(), advice: z.string().optional() }).optional(),
+  /** Sub-tasks generated at once: parallel sequences locally (as the GPU fit allows), concurrent requests remotely. */
+  parallelSubTasks: z.number().optional(),
 });
 export type LoadedModelInfo = z.infer<typeof LoadedModelInfoSchema>;
 
@@ -233,6 +246,8 @@ export const ModelFitSchema = z.object({
   devices: z.array(z.string()),
   fits: z.boolean(),
   contextSize: z.number(),
+  /** Sub-tasks RT and CG can generate in parallel (sequences that fit next to the models). */
+  parallel: z.number().optional(),
   models: z.array(z.object({ path: z.string(), roles: z.array(z.string()), layers: z.number(), gpuLayers: z.number(), adapterBytes: z.number() })),
   gpuLayers: z.record(z.string(), z.number()),
   vram: z.object({ total: z.number(), free: z.number(), needed: z.number() }),

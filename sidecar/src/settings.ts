@@ -5,9 +5,12 @@
  */
 import os from "node:os";
 import { z } from "zod";
+import { RemoteSettingsSchema } from "./remote/remoteSettings";
 
 export const GpuSetting = z.union([z.literal("auto"), z.literal(false), z.enum(["cuda", "vulkan", "metal"])]);
 export type GpuSetting = z.infer<typeof GpuSetting>;
+
+export const DEFAULT_PARALLEL_SUB_TASKS = 4;
 
 export const StageTokenLimitsSchema = z.object({
   td: z.number().int().positive().default(2048),
@@ -69,6 +72,15 @@ export const EngineSettingsSchema = z.object({
   // ---- verify and repair (issue #5) ----
   verify: VerifySettingsSchema.default(VerifySettingsSchema.parse({})),
   // ---- end verify ----
+  // ---- scale: parallel sub-tasks, remote backends ----
+  /**
+   * Sub-tasks generated at once: RT targets and CG run on this many sequences of the role's context
+   * (locally; the GPU fit may lower it) or as this many concurrent requests (remotely). 1: one after another.
+   */
+  parallelSubTasks: z.number().int().min(1).max(16).default(DEFAULT_PARALLEL_SUB_TASKS),
+  /** Roles that run on an OpenAI-compatible server instead of the local models. */
+  remote: RemoteSettingsSchema.optional(),
+  // ---- end scale ----
 });
 export type EngineSettingsInput = z.input<typeof EngineSettingsSchema>;
 export type EngineSettings = z.infer<typeof EngineSettingsSchema>;
