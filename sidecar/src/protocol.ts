@@ -57,6 +57,18 @@ export const ErrorCode = z.enum([
   /** A PEFT adapter could not be converted to a GGUF LoRA adapter. */
   "CONVERSION_FAILED",
   // ---- end models ----
+  // ---- remote backends ----
+  /** The server of a remote role cannot be reached (connection refused, unknown host, no answer in time). */
+  "REMOTE_UNREACHABLE",
+  /** The server refused the API key (401/403). */
+  "REMOTE_UNAUTHORIZED",
+  /** The server does not serve the model or adapter a role names. */
+  "REMOTE_MODEL_NOT_FOUND",
+  /** The server cannot constrain output to a JSON schema. */
+  "REMOTE_SCHEMA_UNSUPPORTED",
+  /** Any other failure of a remote request: an error status after the retries, a broken or stalled stream. */
+  "REMOTE_FAILED",
+  // ---- end remote backends ----
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

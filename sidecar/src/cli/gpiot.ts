@@ -18,6 +18,7 @@ import type { VerifyRequest } from "../verify/report";
 import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
 import { benchCommand } from "./benchCommand";
 // ---- end verify ----
+import { backendSettings, REMOTE_OPTIONS, REMOTE_USAGE } from "./remoteOptions";
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
 
@@ -52,8 +53,11 @@ Synthesize options:
       --data FILE          a data file for the program's path-like inputs in the check run
       --python PATH        the Python interpreter (environment) to check and run the program with
 
+${REMOTE_USAGE}
+
 Exit codes: 0 done, 1 job failed, 2 usage, 3 requirement rejected, 4 output exists, 5 model failed to load,
-6 program written but its verification failed, 130 interrupted.
+6 program written but its verification failed, 130 interrupted. With --backend openai, 5 also means
+the server could not be reached, refused the API key, lacks the model/adapter or JSON-schema output.
 `;
 
 class UsageError extends Error {}
@@ -69,10 +73,14 @@ const exitCodeForError: Record<string, number> = {
   ADAPTER_MISMATCH: 5,
   MODEL_LOAD_FAILED: 5,
   MANIFEST_INVALID: 5,
+  REMOTE_UNREACHABLE: 5,
+  REMOTE_UNAUTHORIZED: 5,
+  REMOTE_MODEL_NOT_FOUND: 5,
+  REMOTE_SCHEMA_UNSUPPORTED: 5,
   CANCELLED: 130,
 };
 
-function engineSettings(values: Record<string, string | boolean | undefined>): EngineSettingsInput {
+function engineSettings(values: Record<string, string | boolean | string[] | undefined>): EngineSettingsInput {
   const number = (name: string) => {
     const raw = values[name];
     if (raw === undefined) return undefined;
@@ -82,7 +90,11 @@ function engineSettings(values: Record<string, string | boolean | undefined>): E
   };
   const gpu = values.gpu as string | undefined;
   if (gpu !== undefined && !["auto", "cpu", "cuda", "vulkan", "metal"].includes(gpu)) throw new UsageError(`--gpu expects auto, cpu, cuda, vulkan or metal, got "${gpu}"`);
+  const backend = backendSettings(values, (message) => {
+    throw new UsageError(message);
+  });
   const settings = EngineSettingsSchema.safeParse({
+    ...backend,
     threads: number("threads"),
     gpu: gpu === undefined ? undefined : gpu === "cpu" ? false : gpu,
     contextSize: number("context-size"),
@@ -143,12 +155,13 @@ async function synthesize(args: string[]): Promise<number> {
       data: { type: "string" },
       python: { type: "string" },
       // ---- end verify ----
+      ...REMOTE_OPTIONS,
     },
   });
   if (!values.out) throw new UsageError("--out DIR is required: the folder to write the program into");
   if (values.model && values.profile) throw new UsageError("use either --model or --profile, not both");
   const requirement = readRequirement(positionals, values.file);
-  const settings = engineSettings(values as Record<string, string | boolean | undefined>);
+  const settings = engineSettings(values as Record<string, string | boolean | string[] | undefined>);
   const verifyRequest = await verifyOptions(values, settings); // issue #5
   const display = new ProgressDisplay(process.stderr, { enabled: !values.quiet });
   const engine = new SynthesisEngine(settings, { log: (level, message) => (level === "error" || level === "warn" ? display.note(message) : undefined) });
@@ -164,7 +177,12 @@ async function synthesize(args: string[]): Promise<number> {
   process.on("SIGINT", onSigint);
   try {
     engine.onModelEvent((event) => display.model(event));
-    display.note(`Loading models (${settings.modelPath ? path.basename(settings.modelPath) : `profile ${settings.profile ?? "default"}`})`);
+    const remoteRoles = Object.keys(settings.remote?.roles ?? {});
+    display.note(
+      remoteRoles.length === 3
+        ? `Connecting to ${[...new Set(Object.values(settings.remote!.roles!).map((endpoint) => endpoint!.baseUrl))].join(", ")}`
+        : `Loading models (${settings.modelPath ? path.basename(settings.modelPath) : `profile ${settings.profile ?? "default"}`})${remoteRoles.length ? `; ${remoteRoles.join(", ").toUpperCase()} on ${settings.remote!.roles![remoteRoles[0] as "td"]!.baseUrl}` : ""}`,
+    );
     await engine.loadModels({});
     if (interrupted) return 130;
     const done = new Promise<JobEvent>((resolve) => {

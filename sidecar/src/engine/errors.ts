@@ -9,6 +9,7 @@ import { CancelledError, StageOutputError } from "../pipeline/structuredGenerati
 import { OutputExistsError } from "../pipeline/writeProgram";
 import { PythonUnavailableError } from "../verify/pythonEnv";
 import { IsolationUnavailableError } from "../verify/sandbox";
+import { RemoteBackendError } from "../remote/openaiClient";
 
 export class EngineError extends Error {
   constructor(
@@ -33,6 +34,7 @@ const codedErrorTypes: (new (...args: never[]) => CodedError)[] = [
   ConversionError,
   PythonUnavailableError,
   IsolationUnavailableError,
+  RemoteBackendError,
 ];
 
 export function toErrorInfo(error: unknown): ErrorInfo {
