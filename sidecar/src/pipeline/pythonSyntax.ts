@@ -187,7 +187,7 @@ export class PythonSyntaxChecker {
       this.current = null;
       this.timer = null;
       this.kill();
-      this.settle(pending, { checked: false, ok: false, message: `The syntax check timed out after ${Math.round(this.timeoutMs / 1000)} s` });
+      this.settle(pending, { checked: false, ok: false, message: `The syntax check timed out after ${Number((this.timeoutMs / 1000).toFixed(1))} s` });
       this.pump();
     }, this.timeoutMs);
     // Lone surrogates cannot be encoded for Python: they become U+FFFD, as a file on disk would have them.
