@@ -16,6 +16,7 @@
  *   chatParticipant.ts    @gpiot, where the chat API exists
  *   modelCommands.ts      model profile/file, load, status, log
  *   statusBar.ts          model state in the status bar
+ *   remoteBackend.ts      roles on an OpenAI-compatible server, its API key, parallel sub-tasks
  *
  * activate() returns an API (GpiotExtensionApi) that tests and the benchmark read state from.
  */
@@ -26,6 +27,7 @@ import { ENGINE_SETTINGS, engineSettings, SECTION } from "./config";
 import { Jobs } from "./jobs";
 import { ModelManager } from "./modelCommands";
 import { ProgramStore, type JobRecord } from "./programStore";
+import { RemoteBackend } from "./remoteBackend";
 import { PROPOSAL_SCHEME, ProposalDocuments } from "./proposedEdit";
 import { RequirementDocumentLens, openRequirementDocument } from "./requirementInput";
 import { Sidecar } from "./sidecar";
@@ -62,8 +64,16 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
   const started = performance.now();
   const log = vscode.window.createOutputChannel("GPIoT", { log: true });
   const ui = new Ui(log);
-  const sidecar = new Sidecar(context.asAbsolutePath("dist/sidecar.mjs"), engineSettings, log);
   const store = new ProgramStore();
+  // A changed API key reaches the engine by a restart, after the running job.
+  let keyChanged = false;
+  const jobRunning = () => store.jobs().some((job) => !job.result && job.generation === sidecar.generation);
+  const restartForKey = async () => {
+    keyChanged = jobRunning();
+    if (!keyChanged && sidecar.state !== "stopped") await sidecar.restart();
+  };
+  const remote = new RemoteBackend(context.secrets, log, restartForKey);
+  const sidecar: Sidecar = new Sidecar(context.asAbsolutePath("dist/sidecar.mjs"), () => ({ ...engineSettings(), ...remote.engineSettings() }), log, () => remote.environment());
   const jobs = new Jobs(sidecar, store, log);
   const models = new ModelManager(sidecar, store, ui);
   const streams = new StreamDocuments(store);
@@ -110,6 +120,8 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     ...review.register(),
     ...commentChat.register(),
     ...models.register(),
+    remote,
+    ...remote.register(),
   );
   const participant = registerChatParticipant(jobs, context.extensionUri);
   if (participant) context.subscriptions.push(participant);
@@ -144,6 +156,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     }),
     store.onDidEndJob(() => {
       if (pendingSettings) applySettings();
+      if (keyChanged) void restartForKey();
     }),
     sidecar.onDidCrash((crash) => {
       if (!crash.willRestart) void ui.error("The GPIoT engine keeps stopping and was not restarted.", "Restart Engine", "Show Log").then((choice) => {
