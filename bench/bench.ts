@@ -3,23 +3,39 @@
  * baseline measured in the same run (these machines are noisy; absolute numbers mean little).
  *
  * 1. Tokens/s of a synthesis streamed through the sidecar to a client, next to the same job on
- *    the engine in-process, and next to bare node-llama-cpp generating under the same grammar.
+ *    the engine in-process, and next to bare node-llama-cpp generating under the same grammar;
+ *    sub-tasks one after another vs in parallel (several sequences of one context per role), for
+ *    the tiny model's own two-sub-task decomposition and for five sub-tasks (as real models write).
+ * 1b. A syntax check in the engine's long-lived checker vs one interpreter started per check.
  * 2. Peak RSS of a sidecar with three roles on one base model, next to a process holding one
  *    role alone, and next to three separate model copies.
  * 3. Cancel latency: from the cancel request to the job's end, and to the last streamed token.
+ * 4. The remote backend through llama.cpp's llama-server (--parallel 4) serving the same tiny
+ *    model and adapters: whole-job tokens/s at 1, 2 and 4 sub-tasks at once, IoT Bench programs/min
+ *    at concurrency 1 vs 4, and the client's time per request vs the server's own timings.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { getLlama, LlamaChatSession, LlamaLogLevel } from "node-llama-cpp";
 import { SidecarProcess } from "../sidecar/src/client/sidecarProcess";
+import { runBench } from "../sidecar/src/bench/harness";
+import { defaultBenchRoot } from "../sidecar/src/bench/tasks";
 import { SynthesisEngine } from "../sidecar/src/engine/engine";
+import { buildCodePrompt } from "../sidecar/src/pipeline/codeGeneration";
+import { checkPythonSyntax, PythonSyntaxChecker } from "../sidecar/src/pipeline/pythonSyntax";
+import { RemoteRoleModels } from "../sidecar/src/remote/remoteRoleModels";
+import { RemoteSettingsSchema, type RemoteSettingsInput } from "../sidecar/src/remote/remoteSettings";
+import type { EngineSettingsInput } from "../sidecar/src/settings";
+import { EngineSettingsSchema } from "../sidecar/src/settings";
 import { grammarSchemaFor } from "../sidecar/src/grammarSchema";
 import { CG_SYSTEM_PROMPT } from "../sidecar/src/pipeline/codeGeneration";
 import { CodeArtifactSchema } from "../sidecar/src/schemas";
 import type { JobEvent } from "../sidecar/src/protocol";
-import { setUpTestModels, sidecarPath } from "../test/helpers/testModels";
+import type { SubTask } from "../sidecar/src/schemas";
+import { LlamaServer, llamaServerMissingMessage, llamaServerPath } from "../test/helpers/llamaServer";
+import { repoRoot, setUpTestModels, sidecarPath, type TestModelSetup } from "../test/helpers/testModels";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
@@ -59,28 +75,77 @@ async function sidecarTokensPerSecond(manifestPath: string): Promise<{ tokensPer
   }
 }
 
-async function inProcessTokensPerSecond(manifestPath: string): Promise<number> {
-  const engine = new SynthesisEngine({ manifestPath, threads: THREADS, profile: "tiny" });
+/** Real models decompose a requirement into several steps; the tiny model always writes two. */
+const FIVE_SUB_TASKS: SubTask[] = ["Load the ECG record", "Band-pass filter the signal", "Detect R peaks", "Compute RR intervals", "Report the heart rate"].map((name) => ({
+  name,
+  problem: `${name} for a single-lead ECG`,
+  steps: [name],
+}));
+
+function jobEnd(engine: SynthesisEngine, start: () => string): Promise<JobEvent> {
+  return new Promise((resolve) => {
+    let jobId = "";
+    const stop = engine.onJobEvent((event) => {
+      if (jobId && event.jobId === jobId && (event.type === "jobFinished" || event.type === "jobFailed")) {
+        stop();
+        resolve(event);
+      }
+    });
+    jobId = start();
+  });
+}
+
+/** One synthesis: the requirement as the model decomposes it, or (five) with the decomposition replaced by five sub-tasks. Returns tokens and wall time. */
+async function oneJob(engine: SynthesisEngine, five: boolean): Promise<{ tokens: number; ms: number }> {
+  const started = performance.now();
+  if (!five) {
+    const last = await jobEnd(engine, () => engine.synthesize({ requirement: REQUIREMENT }).jobId);
+    if (last.type !== "jobFinished") throw new Error(`bench job failed: ${JSON.stringify(last)}`);
+    return { tokens: last.tokens, ms: performance.now() - started };
+  }
+  const decomposed = await jobEnd(engine, () => engine.synthesize({ requirement: REQUIREMENT, review: "decomposition" }).jobId);
+  if (decomposed.type !== "jobFinished") throw new Error(`bench job failed: ${JSON.stringify(decomposed)}`);
+  engine.updateSubTasks({ programId: decomposed.programId, subTasks: FIVE_SUB_TASKS.map((subTask) => ({ subTask })) });
+  const rest = await jobEnd(engine, () => engine.continue({ programId: decomposed.programId }).jobId);
+  if (rest.type !== "jobFinished") throw new Error(`bench job failed: ${JSON.stringify(rest)}`);
+  return { tokens: decomposed.tokens + rest.tokens, ms: performance.now() - started };
+}
+
+/** Median tokens/s of whole jobs on one engine (after a warm-up job). */
+async function wholeJobTokensPerSecond(settings: EngineSettingsInput, five: boolean, runs = RUNS): Promise<number> {
+  const engine = new SynthesisEngine(settings);
   try {
-    await engine.loadModels({ profile: "tiny" });
+    await engine.loadModels();
+    await oneJob(engine, five);
     const rates: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      const started = performance.now();
-      const last = await new Promise<JobEvent>((resolve) => {
-        const stop = engine.onJobEvent((event) => {
-          if (event.type === "jobFinished" || event.type === "jobFailed") {
-            stop();
-            resolve(event);
-          }
-        });
-        engine.synthesize({ requirement: REQUIREMENT });
-      });
-      if (last.type !== "jobFinished") throw new Error(`bench job failed: ${JSON.stringify(last)}`);
-      rates.push(last.tokens / ((performance.now() - started) / 1000));
+    for (let i = 0; i < runs; i++) {
+      const { tokens, ms } = await oneJob(engine, five);
+      rates.push(tokens / (ms / 1000));
     }
     return median(rates);
   } finally {
     await engine.dispose();
+  }
+}
+
+async function inProcessTokensPerSecond(manifestPath: string, parallelSubTasks: number, five = false): Promise<number> {
+  return wholeJobTokensPerSecond({ manifestPath, threads: THREADS, profile: five ? "tiny-all-adapters" : "tiny", parallelSubTasks }, five);
+}
+
+/** Milliseconds per syntax check: the engine's long-lived interpreter vs one started per check. */
+async function syntaxCheckMs(): Promise<{ longLived: number; perProcess: number }> {
+  const source = "import numpy as np\n\ndef run(signal):\n    return {'peaks': np.flatnonzero(signal > 0.5)}\n";
+  const checker = new PythonSyntaxChecker();
+  try {
+    await checker.check(source, "warm.py");
+    let started = performance.now();
+    for (let i = 0; i < 20; i++) await checker.check(source, `m${i}.py`);
+    const longLived = (performance.now() - started) / 20;
+    started = performance.now();
+    for (let i = 0; i < 5; i++) await checkPythonSyntax(source, `p${i}.py`);
+    return { longLived, perProcess: (performance.now() - started) / 5 };
+  } finally {
+    checker.dispose();
   }
 }
 
@@ -176,6 +241,75 @@ async function cancelLatency(manifestPath: string): Promise<{ toJobEndMs: number
   }
 }
 
+/** Every role on the llama-server, each with its tiny adapter (selected per request by file name). */
+function remoteSettings(server: LlamaServer, maxConcurrentRequests = 8): RemoteSettingsInput {
+  const endpoint = (role: "td" | "rt" | "cg") => ({ baseUrl: server.baseUrl, model: "tiny-base", adapter: `tiny-${role}.lora.gguf`, adapterSelection: "lora" as const });
+  return { roles: { td: endpoint("td"), rt: endpoint("rt"), cg: endpoint("cg") }, maxConcurrentRequests };
+}
+
+async function remoteBench(setup: TestModelSetup): Promise<void> {
+  const binary = llamaServerPath(repoRoot);
+  if (!existsSync(binary)) {
+    console.log(`  skipped: ${llamaServerMissingMessage(binary).split("\n")[0]} Build it with bash scripts/build-llama-server.sh.`);
+    return;
+  }
+  const { base, adapters } = setup.models;
+  const server = await LlamaServer.start({ binary, model: base, adapters: [adapters.td, adapters.rt, adapters.cg], parallel: 4, threads: THREADS });
+  try {
+    const rates: Record<number, number> = {};
+    for (const parallel of [1, 2, 4]) rates[parallel] = await wholeJobTokensPerSecond({ parallelSubTasks: parallel, remote: remoteSettings(server) }, true);
+    console.log(`  whole job, five sub-tasks, tokens/s at 1, 2, 4 at once: ${fmt(rates[1])}, ${fmt(rates[2])}, ${fmt(rates[4])}`);
+    console.log(`  ratio 2 / 1 at once: ${fmt(rates[2] / rates[1], 2)}   ratio 4 / 1 at once: ${fmt(rates[4] / rates[1], 2)}`);
+
+    const programsPerMinute: Record<number, number> = {};
+    const scratch = mkdtempSync(path.join(os.tmpdir(), "gpiot-bench-remote-"));
+    try {
+      for (const concurrency of [1, 4]) {
+        const started = performance.now();
+        const report = await runBench({
+          root: defaultBenchRoot(),
+          outDir: path.join(scratch, `c${concurrency}`),
+          taskIds: ["imu-har"],
+          systems: [{ kind: "remote", label: "tiny-base@llama-server" }],
+          n: 8,
+          k: 1,
+          dataPaths: {},
+          engineSettings: { remote: remoteSettings(server), temperature: 0.8, seed: 1000 },
+          repairRounds: 0,
+          concurrency,
+          verify: { python: "python3", timeoutMs: 60_000, memoryMB: 4096 },
+          log: () => undefined,
+        });
+        const programs = report.results.reduce((sum, result) => sum + result.programs.length, 0);
+        programsPerMinute[concurrency] = programs / ((performance.now() - started) / 60_000);
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+    console.log(`  IoT Bench (imu-har, 8 programs, synthesis + scoring) programs/min at concurrency 1, 4: ${fmt(programsPerMinute[1])}, ${fmt(programsPerMinute[4])}`);
+    console.log(`  ratio concurrency 4 / 1: ${fmt(programsPerMinute[4] / programsPerMinute[1], 2)}`);
+
+    // The client's view of one CG request (request to last streamed chunk) vs the server's own prompt + generation time.
+    const settings = EngineSettingsSchema.parse({ remote: remoteSettings(server) });
+    const models = await RemoteRoleModels.connect(settings, RemoteSettingsSchema.parse(settings.remote));
+    const clientMs: number[] = [];
+    const serverMs: number[] = [];
+    for (let i = 0; i < RUNS * 4; i++) {
+      const spec = { target: `Write some code and documentation to detect R peaks (${i})`, inputs: [{ name: "signal", type: "np.ndarray", description: "the ECG" }], outputs: [{ name: "peaks", type: "np.ndarray", description: "R peak indices" }] };
+      const result = await models.generate({ role: "cg", systemPrompt: CG_SYSTEM_PROMPT, userPrompt: buildCodePrompt({ requirement: REQUIREMENT, limits: null, spec, previousSpecs: [] }), jsonSchema: grammarSchemaFor(CodeArtifactSchema), maxTokens: 2048, onTextChunk: () => undefined });
+      if (!result.serverTimings?.predictedMs) continue;
+      clientMs.push(result.totalMs);
+      serverMs.push((result.serverTimings.promptMs ?? 0) + result.serverTimings.predictedMs);
+    }
+    if (clientMs.length) {
+      console.log(`  one CG request, ms (median): client ${fmt(median(clientMs))}, server's own timings ${fmt(median(serverMs))}`);
+      console.log(`  ratio client / server (streaming, HTTP and parsing overhead): ${fmt(median(clientMs) / median(serverMs), 2)}`);
+    } else console.log("  the server sent no timings with its streamed answers");
+  } finally {
+    await server.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const setup = await setUpTestModels();
   const scratch = mkdtempSync(path.join(os.tmpdir(), "gpiot-bench-"));
@@ -183,14 +317,27 @@ async function main(): Promise<void> {
     console.log(`GPIoT benchmark on the tiny model (${os.cpus().length} CPUs, threads ${THREADS}, median of ${RUNS} runs)\n`);
 
     const bare = await bareLlamaTokensPerSecond(setup.models.base, setup.models.adapters.cg);
-    const inProcess = await inProcessTokensPerSecond(setup.manifestPath);
+    const sequential = await inProcessTokensPerSecond(setup.manifestPath, 1);
+    const inProcess = await inProcessTokensPerSecond(setup.manifestPath, 4);
+    const sequentialFive = await inProcessTokensPerSecond(setup.manifestPath, 1, true);
+    const parallelFive = await inProcessTokensPerSecond(setup.manifestPath, 4, true);
     const viaSidecar = await sidecarTokensPerSecond(setup.manifestPath);
     console.log("Throughput (tokens/s; whole jobs include prompt evaluation, syntax checks and file writes)");
-    console.log(`  bare node-llama-cpp, CG grammar, generation only: ${fmt(bare)}`);
-    console.log(`  engine in-process, whole synthesis job:           ${fmt(inProcess)}`);
-    console.log(`  sidecar -> JSON-RPC client, whole synthesis job:  ${fmt(viaSidecar.tokensPerSecond)}   (first streamed token after ${fmt(viaSidecar.firstTokenMs)} ms)`);
-    console.log(`  ratio sidecar / in-process engine:   ${fmt(viaSidecar.tokensPerSecond / inProcess, 2)}`);
-    console.log(`  ratio sidecar / bare node-llama-cpp: ${fmt(viaSidecar.tokensPerSecond / bare, 2)}\n`);
+    console.log(`  bare node-llama-cpp, CG grammar, generation only:            ${fmt(bare)}`);
+    console.log(`  engine in-process, whole job, sub-tasks one after another:   ${fmt(sequential)}`);
+    console.log(`  engine in-process, whole job, sub-tasks in parallel (4):     ${fmt(inProcess)}`);
+    console.log(`  the same with five sub-tasks, one after another / parallel:  ${fmt(sequentialFive)} / ${fmt(parallelFive)}`);
+    console.log(`  sidecar -> JSON-RPC client, whole job (default: parallel):   ${fmt(viaSidecar.tokensPerSecond)}   (first streamed token after ${fmt(viaSidecar.firstTokenMs)} ms)`);
+    console.log(`  ratio sequential job / bare node-llama-cpp:  ${fmt(sequential / bare, 2)}   (five sub-tasks: ${fmt(sequentialFive / bare, 2)})`);
+    console.log(`  ratio parallel job / bare node-llama-cpp:    ${fmt(inProcess / bare, 2)}   (five sub-tasks: ${fmt(parallelFive / bare, 2)})`);
+    console.log(`  ratio parallel / sequential job:             ${fmt(inProcess / sequential, 2)}   (five sub-tasks: ${fmt(parallelFive / sequentialFive, 2)})`);
+    console.log(`  ratio sidecar / in-process engine:           ${fmt(viaSidecar.tokensPerSecond / inProcess, 2)}`);
+    console.log(`  ratio sidecar / bare node-llama-cpp:         ${fmt(viaSidecar.tokensPerSecond / bare, 2)}\n`);
+
+    const syntax = await syntaxCheckMs();
+    console.log("Python syntax check (ms per module)");
+    console.log(`  the engine's long-lived checker: ${fmt(syntax.longLived, 2)}   one interpreter per check: ${fmt(syntax.perProcess)}`);
+    console.log(`  ratio per-check interpreter / long-lived: ${fmt(syntax.perProcess / syntax.longLived, 0)}\n`);
 
     const oneRole = await peakRssOfOneRole(setup.models.base, setup.models.adapters.cg);
     const threeRolesShared = await peakRssOfSidecar(setup.manifestPath, "tiny-all-adapters");
@@ -206,6 +353,10 @@ async function main(): Promise<void> {
     console.log("Cancel latency (ms, from the cancel request)");
     console.log(`  until the job's end event reaches the client: ${fmt(cancel.toJobEndMs)}`);
     console.log(`  until the last streamed token:                ${fmt(cancel.toLastTokenMs)}\n`);
+
+    console.log("Remote backend: llama.cpp llama-server --parallel 4, the same tiny model and adapters, 127.0.0.1");
+    await remoteBench(setup);
+    console.log("");
 
     console.log("VS Code extension (code-server 4.100.3, real sidecar, tiny model)");
     try {
