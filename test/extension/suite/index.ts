@@ -8,7 +8,7 @@ import path from "node:path";
 import util from "node:util";
 import Mocha from "mocha";
 
-const ORDER = ["activation", "synthesize", "review", "commentChat", "cancel", "crash", "settings"];
+const ORDER = ["activation", "synthesize", "review", "commentChat", "cancel", "crash", "settings", "remote"];
 
 export async function run(): Promise<void> {
   // The extension host forwards console.log(format, ...args) unformatted: format here.
