@@ -156,19 +156,25 @@ describe("parallel sub-tasks on the local models", () => {
   });
 });
 
-/** Python processes this test process started (the engine's syntax checker). */
+/** Live Python processes this test process started (the engine's syntax checker). */
 function childPythons(): number[] {
-  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  const out = execFileSync("ps", ["-o", "pid=,stat=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
   return out
     .split("\n")
     .map((line) => line.trim().split(/\s+/))
-    .filter(([, command]) => command?.startsWith("python"))
+    .filter(([, state, command]) => command?.startsWith("python") && !state.startsWith("Z"))
     .map(([pid]) => Number(pid));
+}
+
+/** Waits (a killed process takes a moment to go) until no checker of an earlier engine is left. */
+async function noChildPythons(): Promise<number[]> {
+  for (let i = 0; i < 100 && childPythons().length; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  return childPythons();
 }
 
 describe("the engine's syntax checker", () => {
   test("one Python process checks every module of every job, and goes away with the engine", async () => {
-    assert.deepEqual(childPythons(), []);
+    assert.deepEqual(await noChildPythons(), []);
     const engine = new SynthesisEngine({ manifestPath: setup.manifestPath, profile: "tiny", threads: 1 });
     let first: number[] = [];
     try {
@@ -184,7 +190,6 @@ describe("the engine's syntax checker", () => {
     } finally {
       await engine.dispose();
     }
-    for (let i = 0; i < 50 && childPythons().length; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.deepEqual(childPythons(), [], "disposed with the engine");
+    assert.deepEqual(await noChildPythons(), [], "disposed with the engine");
   });
 });
