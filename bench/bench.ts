@@ -111,27 +111,6 @@ async function oneJob(engine: SynthesisEngine, five: boolean): Promise<{ tokens:
   return { tokens: decomposed.tokens + rest.tokens, ms: performance.now() - started };
 }
 
-/** Median tokens/s of whole jobs on one engine (after a warm-up job). */
-async function wholeJobTokensPerSecond(settings: EngineSettingsInput, five: boolean, runs = RUNS): Promise<number> {
-  const engine = new SynthesisEngine(settings);
-  try {
-    await engine.loadModels();
-    await oneJob(engine, five);
-    const rates: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const { tokens, ms } = await oneJob(engine, five);
-      rates.push(tokens / (ms / 1000));
-    }
-    return median(rates);
-  } finally {
-    await engine.dispose();
-  }
-}
-
-async function inProcessTokensPerSecond(manifestPath: string, parallelSubTasks: number, five = false): Promise<number> {
-  return wholeJobTokensPerSecond({ manifestPath, threads: THREADS, profile: five ? "tiny-all-adapters" : "tiny", parallelSubTasks }, five);
-}
-
 /** Milliseconds per syntax check: the engine's long-lived interpreter vs one started per check. */
 async function syntaxCheckMs(): Promise<{ longLived: number; perProcess: number }> {
   const source = "import numpy as np\n\ndef run(signal):\n    return {'peaks': np.flatnonzero(signal > 0.5)}\n";
@@ -149,20 +128,20 @@ async function syntaxCheckMs(): Promise<{ longLived: number; perProcess: number 
   }
 }
 
-async function bareLlamaTokensPerSecond(basePath: string, adapterPath: string): Promise<number> {
+/** Bare node-llama-cpp generating CG's JSON under its grammar: tokens/s from the first token, one generation per call. */
+async function openBareLlama(basePath: string, adapterPath: string): Promise<{ once(run: number): Promise<number>; dispose(): Promise<void> }> {
   const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: basePath });
   const context = await model.createContext({ contextSize: 4096, threads: THREADS, lora: { adapters: [{ filePath: adapterPath }] } });
   const grammar = await llama.createGrammarForJsonSchema(grammarSchemaFor(CodeArtifactSchema) as never);
   const sequence = context.getSequence();
-  const rates: number[] = [];
-  try {
-    for (let i = 0; i < RUNS; i++) {
+  return {
+    async once(run) {
       const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: CG_SYSTEM_PROMPT, autoDisposeSequence: false });
       let tokens = 0;
       let first = 0;
       const started = performance.now();
-      await session.prompt(`Write the module for: ${REQUIREMENT} (run ${i})`, {
+      await session.prompt(`Write the module for: ${REQUIREMENT} (run ${run})`, {
         grammar,
         maxTokens: 2048,
         onToken(chunk) {
@@ -170,15 +149,67 @@ async function bareLlamaTokensPerSecond(basePath: string, adapterPath: string): 
           tokens += chunk.length;
         },
       });
-      rates.push(tokens / ((performance.now() - (first || started)) / 1000));
       session.dispose({ disposeSequence: false });
+      return tokens / ((performance.now() - (first || started)) / 1000);
+    },
+    async dispose() {
+      await context.dispose();
+      await model.dispose();
+      await llama.dispose();
+    },
+  };
+}
+
+interface ThroughputFigures {
+  bare: number;
+  sequential: number;
+  parallel: number;
+  sequentialFive: number;
+  parallelFive: number;
+  /** Medians of the ratios measured round by round (a busy machine drifts; each round's ratio compares neighbours). */
+  ratios: { sequentialBare: number; parallelBare: number; parallelSequential: number; sequentialFiveBare: number; parallelFiveBare: number; parallelFiveSequentialFive: number };
+}
+
+/** Bare decode and whole jobs (two and five sub-tasks, one after another and in parallel), interleaved round by round. */
+async function throughput(manifestPath: string, basePath: string, adapterPath: string): Promise<ThroughputFigures> {
+  const bare = await openBareLlama(basePath, adapterPath);
+  const engine = (profile: string, parallelSubTasks: number) => new SynthesisEngine({ manifestPath, threads: THREADS, profile, parallelSubTasks });
+  const engines = { sequential: engine("tiny", 1), parallel: engine("tiny", 4), sequentialFive: engine("tiny-all-adapters", 1), parallelFive: engine("tiny-all-adapters", 4) };
+  const five = (name: keyof typeof engines) => name.endsWith("Five");
+  const rates: Record<keyof typeof engines | "bare", number[]> = { bare: [], sequential: [], parallel: [], sequentialFive: [], parallelFive: [] };
+  try {
+    for (const [name, each] of Object.entries(engines) as [keyof typeof engines, SynthesisEngine][]) {
+      await each.loadModels();
+      await oneJob(each, five(name));
     }
-    return median(rates);
+    await bare.once(-1);
+    for (let round = 0; round < RUNS; round++) {
+      rates.bare.push(await bare.once(round));
+      for (const [name, each] of Object.entries(engines) as [keyof typeof engines, SynthesisEngine][]) {
+        const { tokens, ms } = await oneJob(each, five(name));
+        rates[name].push(tokens / (ms / 1000));
+      }
+    }
   } finally {
-    await context.dispose();
-    await model.dispose();
-    await llama.dispose();
+    await bare.dispose();
+    for (const each of Object.values(engines)) await each.dispose();
   }
+  const ratio = (a: number[], b: number[]) => median(a.map((value, index) => value / b[index]));
+  return {
+    bare: median(rates.bare),
+    sequential: median(rates.sequential),
+    parallel: median(rates.parallel),
+    sequentialFive: median(rates.sequentialFive),
+    parallelFive: median(rates.parallelFive),
+    ratios: {
+      sequentialBare: ratio(rates.sequential, rates.bare),
+      parallelBare: ratio(rates.parallel, rates.bare),
+      parallelSequential: ratio(rates.parallel, rates.sequential),
+      sequentialFiveBare: ratio(rates.sequentialFive, rates.bare),
+      parallelFiveBare: ratio(rates.parallelFive, rates.bare),
+      parallelFiveSequentialFive: ratio(rates.parallelFive, rates.sequentialFive),
+    },
+  };
 }
 
 /** Peak RSS of a fresh process that loads `roles` contexts (each with its own adapter) on one base, or on separate copies. */
@@ -256,10 +287,27 @@ async function remoteBench(setup: TestModelSetup): Promise<void> {
   const { base, adapters } = setup.models;
   const server = await LlamaServer.start({ binary, model: base, adapters: [adapters.td, adapters.rt, adapters.cg], parallel: 4, threads: THREADS });
   try {
-    const rates: Record<number, number> = {};
-    for (const parallel of [1, 2, 4]) rates[parallel] = await wholeJobTokensPerSecond({ parallelSubTasks: parallel, remote: remoteSettings(server) }, true);
-    console.log(`  whole job, five sub-tasks, tokens/s at 1, 2, 4 at once: ${fmt(rates[1])}, ${fmt(rates[2])}, ${fmt(rates[4])}`);
-    console.log(`  ratio 2 / 1 at once: ${fmt(rates[2] / rates[1], 2)}   ratio 4 / 1 at once: ${fmt(rates[4] / rates[1], 2)}`);
+    // One engine per setting, measured round by round.
+    const engines = new Map([1, 2, 4].map((parallel) => [parallel, new SynthesisEngine({ parallelSubTasks: parallel, remote: remoteSettings(server) })]));
+    const rates = new Map<number, number[]>([...engines.keys()].map((parallel) => [parallel, []]));
+    try {
+      for (const engine of engines.values()) {
+        await engine.loadModels();
+        await oneJob(engine, true);
+      }
+      for (let round = 0; round < RUNS; round++) {
+        for (const [parallel, engine] of engines) {
+          const { tokens, ms } = await oneJob(engine, true);
+          rates.get(parallel)!.push(tokens / (ms / 1000));
+        }
+      }
+    } finally {
+      for (const engine of engines.values()) await engine.dispose();
+    }
+    const at = (parallel: number) => median(rates.get(parallel)!);
+    const ratioTo1 = (parallel: number) => median(rates.get(parallel)!.map((rate, round) => rate / rates.get(1)![round]));
+    console.log(`  whole job, five sub-tasks, tokens/s at 1, 2, 4 at once: ${fmt(at(1))}, ${fmt(at(2))}, ${fmt(at(4))}`);
+    console.log(`  ratio 2 / 1 at once: ${fmt(ratioTo1(2), 2)}   ratio 4 / 1 at once: ${fmt(ratioTo1(4), 2)}`);
 
     const programsPerMinute: Record<number, number> = {};
     const scratch = mkdtempSync(path.join(os.tmpdir(), "gpiot-bench-remote-"));
@@ -316,23 +364,20 @@ async function main(): Promise<void> {
   try {
     console.log(`GPIoT benchmark on the tiny model (${os.cpus().length} CPUs, threads ${THREADS}, median of ${RUNS} runs)\n`);
 
-    const bare = await bareLlamaTokensPerSecond(setup.models.base, setup.models.adapters.cg);
-    const sequential = await inProcessTokensPerSecond(setup.manifestPath, 1);
-    const inProcess = await inProcessTokensPerSecond(setup.manifestPath, 4);
-    const sequentialFive = await inProcessTokensPerSecond(setup.manifestPath, 1, true);
-    const parallelFive = await inProcessTokensPerSecond(setup.manifestPath, 4, true);
+    const figures = await throughput(setup.manifestPath, setup.models.base, setup.models.adapters.cg);
     const viaSidecar = await sidecarTokensPerSecond(setup.manifestPath);
-    console.log("Throughput (tokens/s; whole jobs include prompt evaluation, syntax checks and file writes)");
-    console.log(`  bare node-llama-cpp, CG grammar, generation only:            ${fmt(bare)}`);
-    console.log(`  engine in-process, whole job, sub-tasks one after another:   ${fmt(sequential)}`);
-    console.log(`  engine in-process, whole job, sub-tasks in parallel (4):     ${fmt(inProcess)}`);
-    console.log(`  the same with five sub-tasks, one after another / parallel:  ${fmt(sequentialFive)} / ${fmt(parallelFive)}`);
+    const { ratios } = figures;
+    console.log("Throughput (tokens/s; whole jobs include prompt evaluation, syntax checks and file writes; measured round by round)");
+    console.log(`  bare node-llama-cpp, CG grammar, generation only:            ${fmt(figures.bare)}`);
+    console.log(`  engine in-process, whole job, sub-tasks one after another:   ${fmt(figures.sequential)}`);
+    console.log(`  engine in-process, whole job, sub-tasks in parallel (4):     ${fmt(figures.parallel)}`);
+    console.log(`  the same with five sub-tasks, one after another / parallel:  ${fmt(figures.sequentialFive)} / ${fmt(figures.parallelFive)}`);
     console.log(`  sidecar -> JSON-RPC client, whole job (default: parallel):   ${fmt(viaSidecar.tokensPerSecond)}   (first streamed token after ${fmt(viaSidecar.firstTokenMs)} ms)`);
-    console.log(`  ratio sequential job / bare node-llama-cpp:  ${fmt(sequential / bare, 2)}   (five sub-tasks: ${fmt(sequentialFive / bare, 2)})`);
-    console.log(`  ratio parallel job / bare node-llama-cpp:    ${fmt(inProcess / bare, 2)}   (five sub-tasks: ${fmt(parallelFive / bare, 2)})`);
-    console.log(`  ratio parallel / sequential job:             ${fmt(inProcess / sequential, 2)}   (five sub-tasks: ${fmt(parallelFive / sequentialFive, 2)})`);
-    console.log(`  ratio sidecar / in-process engine:           ${fmt(viaSidecar.tokensPerSecond / inProcess, 2)}`);
-    console.log(`  ratio sidecar / bare node-llama-cpp:         ${fmt(viaSidecar.tokensPerSecond / bare, 2)}\n`);
+    console.log(`  ratio sequential job / bare node-llama-cpp:  ${fmt(ratios.sequentialBare, 2)}   (five sub-tasks: ${fmt(ratios.sequentialFiveBare, 2)})`);
+    console.log(`  ratio parallel job / bare node-llama-cpp:    ${fmt(ratios.parallelBare, 2)}   (five sub-tasks: ${fmt(ratios.parallelFiveBare, 2)})`);
+    console.log(`  ratio parallel / sequential job:             ${fmt(ratios.parallelSequential, 2)}   (five sub-tasks: ${fmt(ratios.parallelFiveSequentialFive, 2)})`);
+    console.log(`  ratio sidecar / in-process engine:           ${fmt(viaSidecar.tokensPerSecond / figures.parallel, 2)}`);
+    console.log(`  ratio sidecar / bare node-llama-cpp:         ${fmt(viaSidecar.tokensPerSecond / figures.bare, 2)}\n`);
 
     const syntax = await syntaxCheckMs();
     console.log("Python syntax check (ms per module)");

@@ -9,6 +9,7 @@
 import { access } from "node:fs/promises";
 import {
   readGgufFileInfo,
+  resolveChatWrapper,
   LlamaChatSession,
   type Llama,
   type LlamaContext,
@@ -53,8 +54,8 @@ interface RoleRuntime {
   free: LlamaContextSequence[];
   /** Generations waiting for a free sequence, first come first served. */
   waiting: ((sequence: LlamaContextSequence) => void)[];
-  /** Resolved once: resolving "auto" parses the model's chat template, which takes ~200 ms per session. */
-  chatWrapper?: ChatWrapper;
+  /** Resolved once per model file at load: resolving "auto" renders the model's chat template many times (seconds on a busy CPU). */
+  chatWrapper: ChatWrapper;
 }
 
 export interface LoadOptions {
@@ -192,6 +193,7 @@ export class ModelHost implements RoleModels {
       }
       const roles: Partial<Record<RoleName, RoleRuntime>> = {};
       const sequenceCounts = sequencesPerRole(parallel);
+      const chatWrappers = new Map([...models].map(([modelPath, model]) => [modelPath, resolveChatWrapper(model)]));
       for (const role of localRoles) {
         const { modelPath, adapters } = resolved.roles[role];
         const model = models.get(modelPath)!;
@@ -210,7 +212,7 @@ export class ModelHost implements RoleModels {
         }
         contexts.push(context);
         const sequences = Array.from({ length: sequenceCounts[role] }, () => context.getSequence());
-        roles[role] = { context, sequences, free: [...sequences], waiting: [] };
+        roles[role] = { context, sequences, free: [...sequences], waiting: [], chatWrapper: chatWrappers.get(modelPath)! };
       }
       options.onProgress?.(1, "Models ready");
       const info: LoadedModelInfo = {
@@ -282,8 +284,7 @@ export class ModelHost implements RoleModels {
   }
 
   private async generateOn(role: RoleRuntime, sequence: LlamaContextSequence, grammar: LlamaGrammar, request: GenerationRequest): Promise<GenerationResult> {
-    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false, chatWrapper: role.chatWrapper ?? "auto" });
-    role.chatWrapper ??= session.chatWrapper;
+    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false, chatWrapper: role.chatWrapper });
     const started = performance.now();
     let firstTokenMs = -1;
     let tokenCount = 0;
