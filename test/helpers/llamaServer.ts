@@ -123,6 +123,10 @@ export class LlamaServer {
       "-c",
       String((options.contextPerSlot ?? 4096) * parallel),
       "--no-webui",
+      // The tiny models' tokenizer splits "assistant" as " as"+"si"+...; the Jinja chat path puts the
+      // generation prompt into the output grammar and fails on it ("Failed to initialize samplers").
+      // The built-in ChatML path works. Real models' tokenizers have no such problem.
+      "--no-jinja",
       ...(options.apiKey ? ["--api-key", options.apiKey] : []),
       ...(options.extraArgs ?? []),
     ];

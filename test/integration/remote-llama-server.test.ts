@@ -70,10 +70,10 @@ function adapterFlags(): string[] {
   return ROLES.flatMap((role) => ["--adapter", `${role}=tiny-${role}.lora.gguf`]);
 }
 
-/** Runs an engine with the API key in its environment (the CLI and the extension put it there). */
-async function withEngine<T>(settings: EngineSettingsInput, body: (engine: SynthesisEngine) => Promise<T>, apiKey: string | undefined = API_KEY): Promise<T> {
+/** Runs an engine with the API key in its environment (the CLI and the extension put it there); null: no key. */
+async function withEngine<T>(settings: EngineSettingsInput, body: (engine: SynthesisEngine) => Promise<T>, apiKey: string | null = API_KEY): Promise<T> {
   const previous = process.env.GPIOT_API_KEY;
-  if (apiKey === undefined) delete process.env.GPIOT_API_KEY;
+  if (apiKey === null) delete process.env.GPIOT_API_KEY;
   else process.env.GPIOT_API_KEY = apiKey;
   const engine = new SynthesisEngine(settings);
   try {
@@ -211,10 +211,11 @@ describe("the remote backend on llama.cpp's llama-server", () => {
           return slots.every((slot) => !slot.is_processing) && slots;
         });
         const idleMs = performance.now() - cancelledAt;
-        const stoppedAt = decoded(idle.find((slot) => slot.id === atCancel!.id)!);
         assert.ok(idleMs < 5000, `idle ${idleMs.toFixed(0)} ms after the cancel`);
-        assert.ok(stoppedAt < 30_000, `the server stopped at ${stoppedAt} of up to 30000 tokens`);
-        assert.ok(stoppedAt - decoded(atCancel!) < 3000, `few tokens after the cancel (${decoded(atCancel!)} -> ${stoppedAt})`);
+        // The server itself says why: the client closed the connection, so it cancelled the task mid-generation.
+        assert.match(long.log, new RegExp(`stop: cancel task, id_task = ${atCancel!.id_task}\\b`), long.log.slice(-2000));
+        assert.match(long.log, new RegExp(`task ${atCancel!.id_task} \\| stop processing`));
+        assert.ok(idle.length === 1);
       });
     } finally {
       await long.stop();
@@ -261,7 +262,7 @@ describe("the remote backend on llama.cpp's llama-server", () => {
 
   test("a wrong or missing API key, a model or adapter the server lacks, and no server each get one clear error", async (context) => {
     if (skipped(context)) return;
-    const loadError = (settings: EngineSettingsInput, key?: string) =>
+    const loadError = (settings: EngineSettingsInput, key: string | null = API_KEY) =>
       withEngine(
         settings,
         async (engine) => {
@@ -278,7 +279,7 @@ describe("the remote backend on llama.cpp's llama-server", () => {
     assert.equal(wrongKey.code, "REMOTE_UNAUTHORIZED");
     assert.match(wrongKey.message, /refused the API key \(HTTP 401.*GPIOT_API_KEY/);
     assert.equal(wrongKey.message.includes("not-the-key"), false);
-    assert.equal((await loadError({ remote: remote(server) }, undefined)).code, "REMOTE_UNAUTHORIZED");
+    assert.equal((await loadError({ remote: remote(server) }, null)).code, "REMOTE_UNAUTHORIZED", "no key at all");
 
     const model = await loadError({ remote: remote(server, { model: "gpt-4o" }) });
     assert.equal(model.code, "REMOTE_MODEL_NOT_FOUND");
@@ -307,7 +308,8 @@ describe("the remote backend on llama.cpp's llama-server", () => {
     if (skipped(context)) return;
     const out = path.join(scratch, "bench");
     const result = await cli(
-      ["bench", "--tasks", "imu-har", "--n", "2", "--concurrency", "2", "--out", out, "--json", "-q", "--backend", "openai", "--base-url", server.baseUrl, "--remote-model", "tiny-base", "--adapter-selection", "lora", ...adapterFlags()],
+      // Greedy: sampled random weights write invalid UTF-8 that llama-server refuses to parse.
+      ["bench", "--tasks", "imu-har", "--n", "2", "--temperature", "0", "--concurrency", "2", "--out", out, "--json", "-q", "--backend", "openai", "--base-url", server.baseUrl, "--remote-model", "tiny-base", "--adapter-selection", "lora", ...adapterFlags()],
       { GPIOT_API_KEY: API_KEY },
     );
     assert.equal(result.code, 0, result.stderr);

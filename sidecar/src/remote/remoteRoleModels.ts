@@ -77,7 +77,7 @@ export class RemoteRoleModels implements RoleModels {
   static async connect(settings: EngineSettings, remote: RemoteSettings, options: { signal?: AbortSignal; onProgress?(message: string): void; env?: NodeJS.ProcessEnv } = {}): Promise<RemoteRoleModels> {
     const clients = new Map<string, OpenAICompatibleClient>();
     const roles: Partial<Record<RoleName, RemoteRole>> = {};
-    const modelLists = new Map<OpenAICompatibleClient, Promise<{ id: string; max_model_len?: number }[]>>();
+    const modelLists = new Map<OpenAICompatibleClient, Promise<{ id: string; max_model_len?: number; meta?: { n_ctx?: number } }[]>>();
     const loraLists = new Map<OpenAICompatibleClient, Promise<{ id: number; path?: string; name?: string }[]>>();
     for (const [role, endpoint] of Object.entries(remote.roles) as [RoleName, RemoteEndpoint | undefined][]) {
       if (!endpoint) continue;
@@ -90,7 +90,9 @@ export class RemoteRoleModels implements RoleModels {
       options.onProgress?.(`Connecting to ${client.baseUrl} for ${role.toUpperCase()}`);
       let models = modelLists.get(client);
       if (!models) {
-        models = client.getJson("/models", options.signal).then((body) => ((body as { data?: { id: string; max_model_len?: number }[] })?.data ?? []).filter((model) => typeof model?.id === "string"));
+        models = client
+          .getJson("/models", options.signal)
+          .then((body) => ((body as { data?: { id: string; max_model_len?: number; meta?: { n_ctx?: number } }[] })?.data ?? []).filter((model) => typeof model?.id === "string"));
         modelLists.set(client, models);
       }
       const listed = await models;
@@ -129,7 +131,8 @@ export class RemoteRoleModels implements RoleModels {
         ...(endpoint.adapter ? { adapter: endpoint.adapter } : {}),
         requestModel,
         ...(loraId !== undefined ? { loraId } : {}),
-        ...(typeof entry?.max_model_len === "number" ? { contextSize: entry.max_model_len } : {}),
+        // vLLM says max_model_len; llama.cpp says meta.n_ctx (per slot).
+        ...(typeof (entry?.max_model_len ?? entry?.meta?.n_ctx) === "number" ? { contextSize: entry!.max_model_len ?? entry!.meta!.n_ctx } : {}),
       };
     }
     const models = new RemoteRoleModels(roles, settings);
