@@ -15,7 +15,7 @@
  *    at concurrency 1 vs 4, and the client's time per request vs the server's own timings.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { getLlama, LlamaChatSession, LlamaLogLevel } from "node-llama-cpp";
@@ -238,12 +238,16 @@ async function peakRssOfOneRole(basePath: string, adapterPath: string): Promise<
     process.stdout.write(String(Number(hwm) / 1024));
     await context.dispose(); await model.dispose(); await llama.dispose();
   `;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: path.dirname(sidecarPath), stdio: ["ignore", "pipe", "inherit"] });
+  // From a file beside the bundles (node_modules resolves from there): node-llama-cpp's binary
+  // self-test re-runs the script, which fails for a script given with -e.
+  const scriptPath = path.join(path.dirname(sidecarPath), `bench-one-role-${process.pid}.mjs`);
+  writeFileSync(scriptPath, script);
+  return new Promise<number>((resolve, reject) => {
+    const child = spawn(process.execPath, [scriptPath], { cwd: path.dirname(sidecarPath), stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (chunk) => (out += chunk));
     child.on("exit", (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`one-role process exited ${code}`))));
-  });
+  }).finally(() => rmSync(scriptPath, { force: true }));
 }
 
 async function cancelLatency(manifestPath: string): Promise<{ toJobEndMs: number; toLastTokenMs: number }> {
