@@ -16,7 +16,10 @@ import time
 import numpy as np
 
 SHAPES = {
-    # Qwen2.5-Coder-1.5B / 7B-like: (embedding, layers, feed-forward, heads, kv heads, vocabulary)
+    # (embedding, layers, feed-forward, heads, kv heads, vocabulary); vocabulary 0 keeps the tiny
+    # model's own (~1,300 tokens): a CPU-sized model whose cost per token is the decode, not sampling.
+    "50m": (512, 8, 1536, 8, 8, 0),
+    # Qwen2.5-Coder-0.5B / 1.5B / 7B-like:
     "0.5b": (896, 24, 4864, 14, 2, 151_936),
     "1.5b": (1536, 28, 8960, 12, 2, 151_936),
     "7b": (3584, 28, 18944, 28, 4, 152_064),
@@ -53,6 +56,7 @@ def write_model(gguf, args, tokenizer, rng):
     scores = list(tokenizer["scores"])
     types = list(tokenizer["types"])
     control = int(gguf.TokenType.CONTROL)
+    vocab_size = vocab_size or len(tokens)
     for index in range(len(tokens), vocab_size):
         tokens.append(f"<|gpiot_pad_{index}|>")
         scores.append(0.0)
