@@ -11,7 +11,7 @@ import type { EngineSettingsInput, ReviewMode } from "../../sidecar/src/protocol
 export const SECTION = "gpiot";
 
 /** Settings whose change needs a restart of the sidecar (they are its initializationOptions). */
-export const ENGINE_SETTINGS = ["profile", "modelPath", "manifestPath", "threads", "gpu", "contextSize", "temperature", "pythonPath", "modelsDir", "offline", "downloadEndpoint"] as const;
+export const ENGINE_SETTINGS = ["profile", "modelPath", "manifestPath", "threads", "gpu", "contextSize", "temperature", "pythonPath", "modelsDir", "offline", "downloadEndpoint", "parallelSubTasks", "backend", "remote"] as const;
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration(SECTION);

@@ -21,6 +21,7 @@
  *   proposedEdit.ts       changes shown as diffs with Accept / Discard (programPreview.ts)
  *   engineRecovery.ts     programs taken over by a restarted engine
  *   programRules.ts       the task tree's rules (pure)
+ *   remoteBackend.ts      roles on an OpenAI-compatible server, its API key, parallel sub-tasks
  *
  * activate() returns an API (GpiotExtensionApi) that tests and the benchmark read state from.
  */
@@ -36,6 +37,7 @@ import { Jobs } from "./jobs";
 import { ModelManager } from "./modelCommands";
 import { ProgramStore, type JobRecord } from "./programStore";
 import { ProposalReviews } from "./proposedEdit";
+import { RemoteBackend } from "./remoteBackend";
 import { RequirementDocumentLens, openRequirementDocument } from "./requirementInput";
 import { Sidecar } from "./sidecar";
 import { ModelStatusBar } from "./statusBar";
@@ -79,8 +81,16 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
   const log = vscode.window.createOutputChannel("GPIoT", { log: true });
   const ui = new Ui(log);
   const defaultModelsDir = path.join(context.globalStorageUri.fsPath, "models");
-  const sidecar = new Sidecar(context.asAbsolutePath("dist/sidecar.mjs"), () => engineSettings(defaultModelsDir), log);
   const store = new ProgramStore();
+  // A changed API key reaches the engine by a restart, after the running job.
+  let keyChanged = false;
+  const jobRunning = () => store.jobs().some((job) => !job.result && job.generation === sidecar.generation);
+  const restartForKey = async () => {
+    keyChanged = jobRunning();
+    if (!keyChanged && sidecar.state !== "stopped") await sidecar.restart();
+  };
+  const remote = new RemoteBackend(context.secrets, log, restartForKey);
+  const sidecar: Sidecar = new Sidecar(context.asAbsolutePath("dist/sidecar.mjs"), () => ({ ...engineSettings(defaultModelsDir), ...remote.engineSettings() }), log, () => remote.environment());
   const jobs = new Jobs(sidecar, store, log);
   const recovery = new EngineRecovery(sidecar, store, jobs, log);
   const models = new ModelManager(sidecar, store, ui);
@@ -136,6 +146,8 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     ...models.register(),
     ...downloads.register(),
     ...gpuRuntimes.register(),
+    remote,
+    ...remote.register(),
   );
   const participant = registerChatParticipant(jobs, context.extensionUri);
   if (participant) context.subscriptions.push(participant);
@@ -175,6 +187,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     }),
     store.onDidEndJob(() => {
       if (pendingSettings) applySettings();
+      if (keyChanged) void restartForKey();
     }),
     sidecar.onDidCrash((crash) => {
       const restart = vscode.l10n.t("Restart Engine");

@@ -96,6 +96,8 @@ export class Sidecar implements vscode.Disposable {
     private readonly sidecarPath: string,
     private readonly settings: () => EngineSettingsInput,
     readonly log: vscode.LogOutputChannel,
+    /** Extra environment of the engine process (secrets such as the remote API key: never settings or logs). */
+    private readonly environment: () => Promise<Record<string, string>> = async () => ({}),
   ) {}
 
   get state(): SidecarState {
@@ -159,12 +161,12 @@ export class Sidecar implements vscode.Disposable {
     }
   }
 
-  private spawnProcess(): ChildProcess {
+  private spawnProcess(environment: Record<string, string>): ChildProcess {
     if (!existsSync(this.sidecarPath)) throw new Error(`The GPIoT engine is missing: ${this.sidecarPath} does not exist (run npm run build).`);
     // The extension host's own runtime runs the sidecar (Electron in desktop VS Code, as Node).
     const child = spawn(process.execPath, [this.sidecarPath, "--stdio", `--clientProcessId=${process.pid}`], {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: "1", ELECTRON_NO_ASAR: "1" },
+      env: { ...process.env, ...environment, ELECTRON_RUN_AS_NODE: "1", ELECTRON_NO_ASAR: "1" },
       windowsHide: true,
     });
     this.child = child;
@@ -181,7 +183,7 @@ export class Sidecar implements vscode.Disposable {
   }
 
   private createClient(): void {
-    const serverOptions: ServerOptions = async () => ({ process: this.spawnProcess(), detached: false });
+    const serverOptions: ServerOptions = async () => ({ process: this.spawnProcess(await this.environment()), detached: false });
     const errorHandler: ErrorHandler = {
       error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue, handled: true }),
       closed: (): CloseHandlerResult => this.handleClosed(),

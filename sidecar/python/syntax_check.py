@@ -1,20 +1,36 @@
-"""Checks the syntax of Python source read from stdin with compile() only: nothing is executed.
+"""GPIoT's Python syntax checker: one long-lived process per engine.
 
-argv[1] is the file name to report. Prints {"ok": true} or {"ok": false, "message", "line"}.
+Reads one JSON request per line on stdin, {"file": NAME, "source": TEXT}, compiles the source
+(compile() only: nothing is executed) and writes one JSON answer per line on stdout:
+{"ok": true} or {"ok": false, "message": ..., "line": ...}. Exits at the end of stdin.
 """
+
 import json
 import sys
 
 
-def main():
-    source = sys.stdin.buffer.read().decode("utf-8", "replace")
+def check(source, file_name):
     try:
-        compile(source, sys.argv[1], "exec", dont_inherit=True)
-        print(json.dumps({"ok": True}))
+        compile(source, file_name, "exec", dont_inherit=True)
+        return {"ok": True}
     except SyntaxError as error:
-        print(json.dumps({"ok": False, "message": "%s: %s" % (type(error).__name__, error.msg), "line": error.lineno}))
+        return {"ok": False, "message": f"{type(error).__name__}: {error.msg}", "line": error.lineno}
     except ValueError as error:
-        print(json.dumps({"ok": False, "message": "ValueError: %s" % error}))
+        return {"ok": False, "message": f"ValueError: {error}"}
+
+
+def main():
+    for raw in sys.stdin.buffer:
+        line = raw.decode("utf-8", "replace")
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            answer = check(request["source"], request["file"])
+        except (ValueError, KeyError, TypeError) as error:
+            answer = {"ok": False, "message": f"Bad request to the syntax checker: {error}", "bad_request": True}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -159,6 +159,16 @@ export const ErrorCode = z.enum([
   "CHECKSUM_MISMATCH",
   /** A PEFT adapter could not be converted to a GGUF LoRA adapter. */
   "CONVERSION_FAILED",
+  /** The server of a remote role cannot be reached (connection refused, unknown host, no answer in time). */
+  "REMOTE_UNREACHABLE",
+  /** The server refused the API key (401/403). */
+  "REMOTE_UNAUTHORIZED",
+  /** The server does not serve the model or adapter a role names. */
+  "REMOTE_MODEL_NOT_FOUND",
+  /** The server cannot constrain output to a JSON schema. */
+  "REMOTE_SCHEMA_UNSUPPORTED",
+  /** Any other failure of a remote request: an error status after the retries, a broken or stalled stream. */
+  "REMOTE_FAILED",
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -287,14 +297,27 @@ export type JobEvent = z.infer<typeof JobEventSchema>;
 
 export const LoadedModelInfoSchema = z.object({
   profile: z.string(),
-  roles: z.record(z.string(), z.object({ modelPath: z.string(), adapters: z.array(z.object({ path: z.string(), scale: z.number() })), contextSize: z.number() })),
+  roles: z.record(
+    z.string(),
+    z.object({
+      modelPath: z.string(),
+      adapters: z.array(z.object({ path: z.string(), scale: z.number() })),
+      contextSize: z.number(),
+      /** Sequences of the role's local context: sub-tasks it generates at once. */
+      sequences: z.number().optional(),
+      /** Set when the role runs on an OpenAI-compatible server instead of the local models. */
+      remote: z.object({ baseUrl: z.string(), model: z.string(), adapter: z.string().optional() }).optional(),
+    }),
+  ),
   distinctModels: z.number(),
   threads: z.number(),
   gpu: z.union([z.string(), z.literal(false)]),
   gpuLayers: z.record(z.string(), z.number()),
   loadMs: z.number(),
   /** What GPU fit chose (layers, context) and why, in words. */
-  fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), summary: z.string(), advice: z.string().optional() }).optional(),
+  fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), parallel: z.number().optional(), summary: z.string(), advice: z.string().optional() }).optional(),
+  /** Sub-tasks generated at once: parallel sequences locally (as the GPU fit allows), concurrent requests remotely. */
+  parallelSubTasks: z.number().optional(),
 });
 export type LoadedModelInfo = z.infer<typeof LoadedModelInfoSchema>;
 
@@ -368,6 +391,8 @@ export const ModelFitSchema = z.object({
   devices: z.array(z.string()),
   fits: z.boolean(),
   contextSize: z.number(),
+  /** Sub-tasks RT and CG can generate in parallel (sequences that fit next to the models). */
+  parallel: z.number().optional(),
   models: z.array(z.object({ path: z.string(), roles: z.array(z.string()), layers: z.number(), gpuLayers: z.number(), adapterBytes: z.number() })),
   gpuLayers: z.record(z.string(), z.number()),
   vram: z.object({ total: z.number(), free: z.number(), needed: z.number() }),

@@ -22,11 +22,14 @@ import { checkContextBudget, knownStagePrompts } from "../pipeline/contextBudget
 import { prepareRequirement, type PreparedRequirement } from "../pipeline/requirement";
 import { checkOutputFolder } from "../pipeline/writeProgram";
 import { assembleProgram } from "../pipeline/assembleProgram";
+import { PythonSyntaxChecker } from "../pipeline/pythonSyntax";
 import { EngineError } from "./errors";
+import type { EngineModels } from "../models/engineModels";
 import { decompose, generateSubTaskCode, jobEmitter, specify, writeProgramFiles, type JobContext } from "./jobSteps";
 import { JobQueue, type Job, type JobOutcome } from "./jobQueue";
 import { ModelLifecycle, type LogLevel } from "./modelLifecycle";
 import { Program } from "./program";
+import { specifyAndGenerateInParallel, specifyThenGenerate } from "./subTaskPipeline";
 import { planVerification, runVerification, type VerifyPlan } from "./verification";
 
 export { EngineError, toErrorInfo } from "./errors";
@@ -64,6 +67,8 @@ export class SynthesisEngine {
   readonly settings: EngineSettings;
   private readonly models: ModelLifecycle;
   private readonly jobs: JobQueue;
+  /** One interpreter checks every module's syntax; it is killed when a check is cancelled and on dispose. */
+  private readonly syntax: PythonSyntaxChecker;
   private readonly programs = new Map<string, Program>();
   private readonly verifyPlans = new WeakMap<Program, VerifyPlan>();
   private readonly jobListeners = new Set<(event: JobEvent) => void>();
@@ -76,6 +81,7 @@ export class SynthesisEngine {
     private readonly options: EngineOptions = {},
   ) {
     this.settings = EngineSettingsSchema.parse(settings);
+    this.syntax = new PythonSyntaxChecker(this.settings.python);
     this.models = new ModelLifecycle(this.settings, (event) => this.notify(this.modelListeners, event), (level, message) => this.log(level, message));
     this.jobs = new JobQueue({
       emit: (event) => this.notify(this.jobListeners, event),
@@ -172,6 +178,7 @@ export class SynthesisEngine {
         timings,
         settings: this.settings,
         models: this.models,
+        syntax: this.syntax,
         emit: jobEmitter(job, (event) => this.notify(this.jobListeners, event)),
         log: (message) => this.log("info", message),
       }),
@@ -330,19 +337,20 @@ export class SynthesisEngine {
 
   // Job bodies
 
+  /** Sub-tasks a job generates at once with these models: the setting, bounded by what the roles can run. */
+  private parallelism(models: EngineModels): number {
+    return Math.max(1, Math.min(this.settings.parallelSubTasks, models.parallelism("rt"), models.parallelism("cg")));
+  }
+
   private async runRemaining(context: JobContext, review: ReviewMode, target: OutputTarget): Promise<JobOutcome> {
-    const host = await this.models.require(context.job.controller.signal);
+    const models = await this.models.require(context.job.controller.signal);
     const { program } = context.job;
-    let newSpecs = 0;
-    for (const entry of program.subTasks) {
-      if (entry.spec && !entry.specStale) continue;
-      await specify(context, host, entry.id);
-      newSpecs += 1;
-    }
+    // A review of new specs comes before any code is written.
+    const code = !(review === "specs" && program.subTasks.some((entry) => program.needsSpec(entry)));
+    const parallel = this.parallelism(models);
+    this.syntax.warmUp();
+    const { newSpecs } = parallel > 1 ? await specifyAndGenerateInParallel(context, models, code, parallel) : await specifyThenGenerate(context, models, code);
     if (review === "specs" && newSpecs > 0) return { awaitingReview: "specs", files: [] };
-    for (const entry of program.subTasks) {
-      if (program.needsCode(entry)) await generateSubTaskCode(context, host, entry.id);
-    }
     const verifyPlan = this.verifyPlans.get(program);
     const verified = verifyPlan ? await this.runVerificationStep(context, verifyPlan) : {};
     const outDir = target.write === false ? undefined : (target.outDir ?? program.outDir);
@@ -374,5 +382,6 @@ export class SynthesisEngine {
     this.disposed = true;
     await this.jobs.close({ code: "SHUTTING_DOWN", message: "The engine shut down before the job started" });
     await this.models.dispose();
+    this.syntax.dispose();
   }
 }

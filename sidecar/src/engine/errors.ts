@@ -10,6 +10,7 @@ import { ContextTooSmallError } from "../pipeline/contextBudget";
 import { OutputFolderError } from "../pipeline/outputFolder";
 import { PythonUnavailableError } from "../verify/pythonEnv";
 import { IsolationUnavailableError } from "../verify/sandbox";
+import { RemoteBackendError } from "../remote/openaiClient";
 
 export class EngineError extends Error {
   constructor(
@@ -35,6 +36,7 @@ const codedErrorTypes: (new (...args: never[]) => CodedError)[] = [
   ConversionError,
   PythonUnavailableError,
   IsolationUnavailableError,
+  RemoteBackendError,
 ];
 
 export function toErrorInfo(error: unknown): ErrorInfo {

@@ -6,12 +6,13 @@
 import path from "node:path";
 import type { JobEvent, OverwriteMode, StageTiming } from "../protocol";
 import type { EngineSettings } from "../settings";
-import type { ModelHost } from "../models/modelHost";
+import type { EngineModels } from "../models/engineModels";
 import { assembleProgram } from "../pipeline/assembleProgram";
 import { generateCode } from "../pipeline/codeGeneration";
-import { checkPythonSyntax } from "../pipeline/pythonSyntax";
-import { transformSubTask } from "../pipeline/requirementTransformation";
-import { CancelledError, throwIfCancelled } from "../pipeline/structuredGeneration";
+import type { PythonSyntaxChecker } from "../pipeline/pythonSyntax";
+import { generateIoSpec, generateTarget } from "../pipeline/requirementTransformation";
+import { CancelledError, throwIfCancelled, type StructuredResult } from "../pipeline/structuredGeneration";
+import type { UserTarget } from "../schemas";
 import { decomposeRequirement } from "../pipeline/taskDecomposition";
 import { writeProgram } from "../pipeline/writeProgram";
 import { EngineError, toErrorInfo } from "./errors";
@@ -30,6 +31,13 @@ export interface JobContext {
   emit: (event: JobEventBody) => void;
   /** A line for the engine's log (e.g. what was cleaned up after an interrupted write). */
   log: (message: string) => void;
+  /** The engine's long-lived Python syntax checker. */
+  syntax: PythonSyntaxChecker;
+}
+
+/** A step's own stop signal: the job's, or a narrower one (parallel steps stop together when one fails). */
+export interface StepOptions {
+  signal?: AbortSignal;
 }
 
 export function jobEmitter(job: Job, emit: (event: JobEvent) => void): (event: JobEventBody) => void {
@@ -63,36 +71,59 @@ export async function decompose(context: JobContext): Promise<void> {
   emit({ type: "decomposed", subTasks: entries.map(({ id, subTask }) => ({ id, subTask })) });
 }
 
-export async function specify(context: JobContext, host: ModelHost, subTaskId: string): Promise<void> {
+export type PendingTarget = Promise<StructuredResult<UserTarget>>;
+
+/** Starts RT's first prompt for a sub-task (it needs no other spec); `specify` finishes the spec. */
+export function startTarget(context: JobContext, models: EngineModels, subTaskId: string, options: StepOptions = {}): PendingTarget {
   const { job, emit, settings } = context;
   const { program } = job;
   const entry = program.find(subTaskId)!;
   context.models.markGenerating();
   emit({ type: "stageStarted", stage: "rt", subTaskId });
-  const result = await transformSubTask(
-    host,
-    { requirement: program.requirement, limits: program.limits, subTask: entry.subTask, previousSpecs: program.specsBefore(subTaskId) },
-    {
-      signal: job.controller.signal,
-      maxTokens: { target: settings.maxTokens.rtTarget, io: settings.maxTokens.rtIo },
-      onTextChunk: (_step, text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }),
-    },
-  ).catch((error) => stageFailed(context, "rt", subTaskId, error));
+  return generateTarget(
+    models,
+    { requirement: program.requirement, limits: program.limits, subTask: entry.subTask },
+    { signal: options.signal ?? job.controller.signal, maxTokens: settings.maxTokens.rtTarget, onTextChunk: (text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }) },
+  );
+}
+
+/** RT for one sub-task: its target (or the one already started), then inputs and outputs given the specs before it. */
+export async function specify(context: JobContext, models: EngineModels, subTaskId: string, options: StepOptions & { target?: PendingTarget } = {}): Promise<void> {
+  const { job, emit, settings } = context;
+  const { program } = job;
+  const entry = program.find(subTaskId)!;
+  const signal = options.signal ?? job.controller.signal;
+  const result = await (async () => {
+    const target = await (options.target ?? startTarget(context, models, subTaskId, options));
+    context.models.markGenerating();
+    return generateIoSpec(
+      models,
+      { requirement: program.requirement, limits: program.limits, subTask: entry.subTask, previousSpecs: program.specsBefore(subTaskId) },
+      target,
+      { signal, maxTokens: settings.maxTokens.rtIo, onTextChunk: (text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }) },
+    );
+  })().catch((error) => stageFailed(context, "rt", subTaskId, error));
   program.setSpec(subTaskId, result.spec);
   context.timings.push({ stage: "rt", subTaskId, ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
   emit({ type: "specReady", subTaskId, spec: result.spec, markdown: entry.specMarkdown! });
 }
 
-export async function generateSubTaskCode(context: JobContext, host: ModelHost, subTaskId: string, repair?: { previousCode: string; error: string }): Promise<void> {
+export async function generateSubTaskCode(
+  context: JobContext,
+  models: EngineModels,
+  subTaskId: string,
+  repair?: { previousCode: string; error: string },
+  options: StepOptions = {},
+): Promise<void> {
   const { job, emit, settings } = context;
   const { program } = job;
-  const signal = job.controller.signal;
+  const signal = options.signal ?? job.controller.signal;
   const entry = program.find(subTaskId)!;
   context.models.markGenerating();
   entry.codeState = "streaming";
   emit({ type: "stageStarted", stage: "cg", subTaskId });
   const result = await generateCode(
-    host,
+    models,
     { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId), ...(repair ? { repair } : {}) },
     {
       signal,
@@ -105,7 +136,7 @@ export async function generateSubTaskCode(context: JobContext, host: ModelHost, 
     return stageFailed(context, "cg", subTaskId, error);
   });
   const syntaxStarted = performance.now();
-  const syntax = await checkPythonSyntax(result.value.code, `${subTaskId}.py`, settings.python, signal).catch((error) => {
+  const syntax = await context.syntax.check(result.value.code, `${subTaskId}.py`, signal).catch((error) => {
     entry.codeState = entry.artifact ? "stale" : "failed";
     throw error;
   });
@@ -120,7 +151,7 @@ export async function generateSubTaskCode(context: JobContext, host: ModelHost, 
  * that the files are on disk and the job finishes, whatever arrives later.
  */
 export async function writeProgramFiles(context: JobContext, outDir: string, overwrite: OverwriteMode): Promise<JobOutcome> {
-  const { job, emit, settings } = context;
+  const { job, emit } = context;
   const { program } = job;
   const signal = job.controller.signal;
   const started = performance.now();
@@ -135,7 +166,7 @@ export async function writeProgramFiles(context: JobContext, outDir: string, ove
     programId: program.uid,
   });
   const mainFile = files.find((file) => file.kind === "main")!;
-  const mainCheck = await checkPythonSyntax(mainFile.content, "main.py", settings.python, signal);
+  const mainCheck = await context.syntax.check(mainFile.content, "main.py", signal);
   context.timings.push({ stage: "assemble", ms: Math.round(performance.now() - started), tokens: 0 });
   throwIfCancelled(signal);
   const writeStarted = performance.now();

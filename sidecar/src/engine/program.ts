@@ -109,6 +109,11 @@ export class Program {
     return this.subTasks.slice(0, index).flatMap((entry) => (entry.spec ? [entry.spec] : []));
   }
 
+  /** No spec yet, or one written for an earlier text of the sub-task. */
+  needsSpec(entry: ProgramSubTask): boolean {
+    return !entry.spec || entry.specStale === true;
+  }
+
   needsCode(entry: ProgramSubTask): boolean {
     return entry.artifact === null || entry.codeState === "stale" || entry.codeState === "pending" || entry.codeState === "failed";
   }

@@ -101,7 +101,7 @@ export class ModelsService {
       );
     const llama = await this.getLlama();
     return planFit(
-      { resolved, contextSize: this.settings.contextSize, gpuLayers: this.settings.gpuLayers, defaultContextSize: DEFAULT_CONTEXT_SIZE },
+      { resolved, contextSize: this.settings.contextSize, gpuLayers: this.settings.gpuLayers, defaultContextSize: DEFAULT_CONTEXT_SIZE, parallel: this.settings.parallelSubTasks },
       hooks.hardware ?? (await detectHardware(llama)),
       hooks.estimator ?? insightsEstimator(llama),
     );
