@@ -65,8 +65,9 @@ export class RemoteBackend implements vscode.Disposable {
     const settings = remoteEngineSettings((message) => (problem = message));
     if (problem && problem !== this.lastProblem) {
       this.log.warn(problem);
-      void vscode.window.showWarningMessage(`GPIoT: ${problem}`, "Open Settings").then((choice) => {
-        if (choice) void vscode.commands.executeCommand("workbench.action.openSettings", "gpiot.remote");
+      const openSettings = vscode.l10n.t("Open Settings");
+      void vscode.window.showWarningMessage(vscode.l10n.t("GPIoT: {0}", problem), openSettings).then((choice) => {
+        if (choice === openSettings) void vscode.commands.executeCommand("workbench.action.openSettings", "gpiot.remote");
       });
     }
     this.lastProblem = problem;
@@ -87,8 +88,8 @@ export class RemoteBackend implements vscode.Disposable {
           typeof key === "string"
             ? key
             : await vscode.window.showInputBox({
-                title: "GPIoT: API key of the remote model server",
-                prompt: "Stored in VS Code's secret storage and given only to the GPIoT engine. Leave empty to remove it.",
+                title: vscode.l10n.t("GPIoT: API key of the remote model server"),
+                prompt: vscode.l10n.t("Stored in VS Code's secret storage and given only to the GPIoT engine. Leave empty to remove it."),
                 password: true,
                 ignoreFocusOut: true,
               });
