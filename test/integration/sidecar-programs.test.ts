@@ -103,8 +103,12 @@ describe("programs the extension edits, undoes and restores", () => {
     const fresh = await start();
     const gone = await rpcError(fresh.client.request("getProgram", { programId }));
     assert.equal(gone.data?.code, "PROGRAM_NOT_FOUND", "a new process knows no programs");
-    const restored = await fresh.client.request("restoreProgram", { requirement: written.requirement, limits: written.limits, subTasks: written.subTasks, outDir: written.outDir, files: written.files });
+    const stranger = await fresh.client.request("restoreProgram", { requirement: written.requirement, limits: written.limits, subTasks: written.subTasks, outDir: written.outDir, files: written.files });
+    const refused = await rpcError(fresh.client.request("assemble", { programId: stranger.programId }));
+    assert.equal(refused.data?.code, "OUTPUT_EXISTS", "without the owner id the restored program does not own the folder");
+    const restored = await fresh.client.request("restoreProgram", { requirement: written.requirement, limits: written.limits, subTasks: written.subTasks, outDir: written.outDir, files: written.files, ownerId: written.ownerId });
     assert.deepEqual(restored.subTasks, written.subTasks);
+    assert.equal(restored.ownerId, written.ownerId);
     const { jobId } = await fresh.client.request("assemble", { programId: restored.programId });
     const end = await fresh.waitForJob(jobId);
     assert.equal(end.type, "jobFinished", JSON.stringify(end));

@@ -21,11 +21,10 @@ import type { ModelsService } from "../models/modelsService";
 import { checkContextBudget, knownStagePrompts } from "../pipeline/contextBudget";
 import { prepareRequirement, type PreparedRequirement } from "../pipeline/requirement";
 import { checkOutputFolder } from "../pipeline/writeProgram";
-import { assembleProgram } from "../pipeline/assembleProgram";
 import { PythonSyntaxChecker } from "../pipeline/pythonSyntax";
 import { EngineError } from "./errors";
 import type { EngineModels } from "../models/engineModels";
-import { decompose, generateSubTaskCode, jobEmitter, specify, writeProgramFiles, type JobContext } from "./jobSteps";
+import { assembleReadyProgram, decompose, generateSubTaskCode, jobEmitter, specify, writeProgramFiles, type JobContext } from "./jobSteps";
 import { JobQueue, type Job, type JobOutcome } from "./jobQueue";
 import { ModelLifecycle, type LogLevel } from "./modelLifecycle";
 import { Program } from "./program";
@@ -258,16 +257,7 @@ export class SynthesisEngine {
   }
 
   previewProgram(params: ParamsOf<"previewProgram">): ResultOf<"previewProgram"> {
-    const program = this.program(params.programId);
-    const ready = program.parts();
-    if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date spec and code yet; continue or regenerate it first.`);
-    const files = assembleProgram({
-      requirement: program.requirement,
-      limits: program.limits,
-      parts: ready.parts,
-      generator: { profile: this.models.info?.profile ?? "unknown", createdAt: new Date().toISOString() },
-      programId: program.uid,
-    });
+    const files = assembleReadyProgram(this.program(params.programId), this.models.info?.profile ?? "unknown");
     return { files: files.map(({ path, kind, content }) => ({ path, kind, content })) };
   }
 

@@ -15,6 +15,7 @@ import { CancelledError, throwIfCancelled, type StructuredResult } from "../pipe
 import type { UserTarget } from "../schemas";
 import { decomposeRequirement } from "../pipeline/taskDecomposition";
 import { writeProgram } from "../pipeline/writeProgram";
+import type { Program } from "./program";
 import { EngineError, toErrorInfo } from "./errors";
 import type { Job, JobOutcome } from "./jobQueue";
 import type { ModelLifecycle } from "./modelLifecycle";
@@ -150,21 +151,20 @@ export async function generateSubTaskCode(
  * Assembles and writes the program. Cancellable until the folder is renamed into place; after
  * that the files are on disk and the job finishes, whatever arrives later.
  */
+/** The program's files from the current spec and code of every sub-task; refused while one lacks them. */
+export function assembleReadyProgram(program: Program, profile: string): ReturnType<typeof assembleProgram> {
+  const ready = program.parts();
+  if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date spec and code yet; continue or regenerate it first.`);
+  return assembleProgram({ requirement: program.requirement, limits: program.limits, parts: ready.parts, generator: { profile, createdAt: new Date().toISOString() }, programId: program.uid });
+}
+
 export async function writeProgramFiles(context: JobContext, outDir: string, overwrite: OverwriteMode): Promise<JobOutcome> {
   const { job, emit } = context;
   const { program } = job;
   const signal = job.controller.signal;
   const started = performance.now();
   emit({ type: "stageStarted", stage: "assemble" });
-  const ready = program.parts();
-  if ("missing" in ready) throw new EngineError("NOTHING_TO_ASSEMBLE", `Sub-task "${ready.missing.subTask.name}" (${ready.missing.id}) has no up-to-date spec and code yet; continue or regenerate it first.`);
-  const files = assembleProgram({
-    requirement: program.requirement,
-    limits: program.limits,
-    parts: ready.parts,
-    generator: { profile: context.models.info?.profile ?? "unknown", createdAt: new Date().toISOString() },
-    programId: program.uid,
-  });
+  const files = assembleReadyProgram(program, context.models.info?.profile ?? "unknown");
   const mainFile = files.find((file) => file.kind === "main")!;
   const mainCheck = await context.syntax.check(mainFile.content, "main.py", signal);
   context.timings.push({ stage: "assemble", ms: Math.round(performance.now() - started), tokens: 0 });

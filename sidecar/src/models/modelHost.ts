@@ -152,6 +152,22 @@ export function checkAdapterMatchesBase(adapterPath: string, adapter: GgufInfo, 
   }
 }
 
+/** Counts one generation's tokens and times its first token and its whole run. */
+class GenerationMeter {
+  private readonly started = performance.now();
+  private firstTokenMs = -1;
+  private tokenCount = 0;
+
+  readonly onToken = (tokens: readonly unknown[]): void => {
+    if (this.firstTokenMs < 0) this.firstTokenMs = performance.now() - this.started;
+    this.tokenCount += tokens.length;
+  };
+
+  result(text: string, stopReason: string): GenerationResult {
+    return { text, stopReason: stopReason as StopReason, tokenCount: this.tokenCount, firstTokenMs: Math.max(0, this.firstTokenMs), totalMs: performance.now() - this.started };
+  }
+}
+
 export class ModelHost implements RoleModels {
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   private disposed = false;
@@ -295,30 +311,12 @@ export class ModelHost implements RoleModels {
     const grammar = await this.gbnfGrammar(request.gbnf);
     const sequence = await this.acquire(role, request.signal);
     const completion = new LlamaCompletion({ contextSequence: sequence });
-    const started = performance.now();
-    let firstTokenMs = -1;
-    let tokenCount = 0;
+    const meter = new GenerationMeter();
     try {
       const result = await completion.generateCompletionWithMeta(sequence.model.tokenize(request.prompt, true), {
-        grammar,
-        maxTokens: request.maxTokens,
-        signal: request.signal,
-        stopOnAbortSignal: true,
-        temperature: this.settings.temperature,
-        seed: this.settings.seed,
-        onToken(tokens) {
-          if (firstTokenMs < 0) firstTokenMs = performance.now() - started;
-          tokenCount += tokens.length;
-        },
-        onTextChunk: request.onTextChunk,
+        ...this.sampling(request, grammar, request.maxTokens, meter),
       });
-      return {
-        text: result.response,
-        stopReason: result.metadata.stopReason as StopReason,
-        tokenCount,
-        firstTokenMs: Math.max(0, firstTokenMs),
-        totalMs: performance.now() - started,
-      };
+      return meter.result(result.response, result.metadata.stopReason);
     } finally {
       completion.dispose({ disposeSequence: false });
       this.release(role, sequence);
@@ -351,6 +349,20 @@ export class ModelHost implements RoleModels {
       signal?.addEventListener("abort", onAbort, { once: true });
       role.waiting.push(take);
     });
+  }
+
+  /** The options every generation shares: grammar, budget, cancel, the engine's sampling, streaming. */
+  private sampling(request: { signal?: AbortSignal; onTextChunk?: (text: string) => void }, grammar: LlamaGrammar, maxTokens: number, meter: GenerationMeter) {
+    return {
+      grammar,
+      maxTokens,
+      signal: request.signal,
+      stopOnAbortSignal: true,
+      temperature: this.settings.temperature,
+      seed: this.settings.seed,
+      onToken: meter.onToken,
+      onTextChunk: request.onTextChunk,
+    };
   }
 
   private localRole(name: RoleName): RoleRuntime {
@@ -393,30 +405,10 @@ export class ModelHost implements RoleModels {
       session.dispose({ disposeSequence: false });
       throw error;
     }
-    const started = performance.now();
-    let firstTokenMs = -1;
-    let tokenCount = 0;
+    const meter = new GenerationMeter();
     try {
-      const result = await session.promptWithMeta(request.userPrompt, {
-        grammar,
-        maxTokens,
-        signal: request.signal,
-        stopOnAbortSignal: true,
-        temperature: this.settings.temperature,
-        seed: this.settings.seed,
-        onToken(tokens) {
-          if (firstTokenMs < 0) firstTokenMs = performance.now() - started;
-          tokenCount += tokens.length;
-        },
-        onTextChunk: request.onTextChunk,
-      });
-      return {
-        text: result.responseText,
-        stopReason: result.stopReason as StopReason,
-        tokenCount,
-        firstTokenMs: Math.max(0, firstTokenMs),
-        totalMs: performance.now() - started,
-      };
+      const result = await session.promptWithMeta(request.userPrompt, this.sampling(request, grammar, maxTokens, meter));
+      return meter.result(result.responseText, result.stopReason);
     } finally {
       session.dispose({ disposeSequence: false });
     }
