@@ -1,5 +1,7 @@
 // Bundles the sidecar (ESM, node-llama-cpp stays external: it ships native binaries),
-// the CLI, and the extension (CommonJS, as VS Code loads it; vscode stays external).
+// the CLI, and the extension (CommonJS, as VS Code loads it; vscode stays external), and puts the
+// Python files the sidecar runs (sidecar/python/) next to the bundles, in dist/python/.
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import * as esbuild from "esbuild";
 
 const watch = process.argv.includes("--watch");
@@ -13,6 +15,10 @@ const builds = [
 if (process.argv.includes("--with-extension") || (await import("node:fs")).existsSync("extension/src/extension.ts")) {
   builds.push({ ...common, entryPoints: ["extension/src/extension.ts"], outfile: "dist/extension.cjs", format: "cjs", external: ["vscode"] });
 }
+
+rmSync("dist/python", { recursive: true, force: true });
+mkdirSync("dist/python", { recursive: true });
+for (const name of readdirSync("sidecar/python").filter((file) => file.endsWith(".py"))) copyFileSync(`sidecar/python/${name}`, `dist/python/${name}`);
 
 if (watch) {
   for (const options of builds) await (await esbuild.context(options)).watch();

@@ -13,7 +13,7 @@ const NODE_EVAL_MESSAGE =
   "Run Node children from a file, not from evaluated code: node-llama-cpp's binding self-test forks the running script, which `node -e` does not have (NoBinaryFoundError).";
 
 export default tseslint.config(
-  { ignores: ["dist/", "out/", "node_modules/", ".tools/", ".test-artifacts/", "models/", ".scratch/", "tmp/", "iotbench-results/"] },
+  { ignores: ["dist/", "out/", "node_modules/", ".tools/", ".test-artifacts/", "models/", ".scratch/", "tmp/", "iotbench-results/", ".venv/", "training/.venv/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

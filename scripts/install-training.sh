@@ -13,10 +13,7 @@ python="${PYTHON:-python3}"
 venv="training/.venv"
 extra=()
 [ "${1:-}" = "--cpu" ] && extra=(--extra-index-url https://download.pytorch.org/whl/cpu)
-if [ -z "${PIP_INDEX_URL:-}" ]; then
-  local_index=$("$python" -m pip config list 2>/dev/null | grep -oE "file://[^ ']+" | head -n 1 || true)
-  [ -n "$local_index" ] && export PIP_INDEX_URL="$local_index"
-fi
+PYTHON="$python" source scripts/lib/pip-index.sh
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${extra[@]}" -r training/requirements.txt
 "$venv/bin/python" -c "import torch, transformers, peft; print(f'training/.venv: torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}')"

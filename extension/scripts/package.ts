@@ -4,21 +4,26 @@
  * The extension itself is one bundle (dist/extension.cjs), and so is the sidecar (dist/sidecar.mjs)
  * except for node-llama-cpp, which ships native binaries: it must be in the .vsix's node_modules
  * with the binaries of the user's platform. One .vsix per VS Code target carries exactly that
- * target's @node-llama-cpp/* packages (CPU and, where they exist, CUDA/Vulkan/Metal builds), so
- * nobody downloads every platform's binaries (the CUDA builds alone are ~540 MB). The Marketplace
- * serves each user the .vsix of their platform.
+ * target's @node-llama-cpp/* packages; the Marketplace serves each user the .vsix of their platform.
+ *
+ * By default a .vsix carries the CPU binaries only (the "cpu" variant, ~12 MB for linux-x64): the
+ * extension fetches a GPU runtime on first use when it finds a GPU (extension/src/gpuRuntime.ts).
+ * Apple Silicon's only build is its Metal one, so darwin-arm64 runs on the GPU out of the box.
+ * `--variant all` builds the old fat packages with every GPU build (355 MB for linux-x64, over
+ * Open VSX's upload limit), `--variant no-cuda` CPU + Vulkan (38.5 MB), for offline installs.
  *
  * For each target: a staging folder out/vsix/<target>/ gets a package.json (the extension's
- * manifest with only node-llama-cpp as a dependency), the bundles, media/, models/manifest.json
- * (no model files) and docs/extension.md as README; `npm install --omit=dev --os --cpu` fills its
- * node_modules for that platform; `vsce package --target` zips it (.vscodeignore drops what only a
- * source build of llama.cpp would need).
+ * manifest with only node-llama-cpp as a dependency), package.nls.json, l10n/, the bundles with
+ * dist/python/, media/, models/manifest.json (no model files), LICENSE, CHANGELOG.md and
+ * docs/extension.md as README; `npm install --omit=dev --os --cpu` fills its node_modules for that
+ * platform; `vsce package --target` zips it (.vscodeignore drops what only a source build of
+ * llama.cpp would need).
  *
- *   tsx extension/scripts/package.ts                      the host platform (e.g. linux-x64)
+ *   tsx extension/scripts/package.ts                      the host platform (e.g. linux-x64), CPU binaries
  *   tsx extension/scripts/package.ts --target all         every target below
  *   tsx extension/scripts/package.ts --target darwin-arm64 --target win32-x64
- *   tsx extension/scripts/package.ts --no-cuda            CPU and Vulkan/Metal binaries, no CUDA builds
- *   tsx extension/scripts/package.ts --cpu-only           CPU binaries only (small; what the vsix test installs)
+ *   tsx extension/scripts/package.ts --variant no-cuda    CPU and Vulkan/Metal binaries, no CUDA builds
+ *   tsx extension/scripts/package.ts --variant all        every GPU build of the target
  *   --out DIR   where the .vsix files go (default out/vsix)
  */
 import { execFileSync } from "node:child_process";
@@ -49,7 +54,7 @@ export function hostTarget(): string {
   return target;
 }
 
-const MANIFEST_KEYS = ["name", "displayName", "description", "version", "publisher", "license", "engines", "categories", "keywords", "icon", "activationEvents", "capabilities", "contributes", "main", "repository", "homepage", "bugs"];
+const MANIFEST_KEYS = ["name", "displayName", "description", "version", "publisher", "license", "engines", "categories", "keywords", "icon", "activationEvents", "capabilities", "contributes", "main", "repository", "homepage", "bugs", "extensionKind", "l10n"];
 
 export type Variant = "all" | "no-cuda" | "cpu";
 
@@ -88,7 +93,7 @@ export interface PackageOptions {
 }
 
 export function packageExtension(options: PackageOptions): string[] {
-  for (const file of ["dist/extension.cjs", "dist/sidecar.mjs", "media/icon.png", "media/gpiot.svg", "models/manifest.json", "docs/extension.md"]) {
+  for (const file of ["dist/extension.cjs", "dist/sidecar.mjs", "dist/python/sandbox_supervisor.py", "media/icon.png", "media/gpiot.svg", "models/manifest.json", "docs/extension.md", "package.nls.json", "l10n/bundle.l10n.json", "LICENSE", "CHANGELOG.md"]) {
     if (!existsSync(path.join(ROOT, file))) throw new Error(`${file} is missing (run npm run build first)`);
   }
   mkdirSync(options.outDir, { recursive: true });
@@ -104,9 +109,13 @@ export function packageExtension(options: PackageOptions): string[] {
     mkdirSync(path.join(stage, "models"), { recursive: true });
     copyFileSync(path.join(ROOT, "dist", "extension.cjs"), path.join(stage, "dist", "extension.cjs"));
     copyFileSync(path.join(ROOT, "dist", "sidecar.mjs"), path.join(stage, "dist", "sidecar.mjs"));
+    // The Python files the sidecar runs (the sandbox, the checks, main.py's template).
+    cpSync(path.join(ROOT, "dist", "python"), path.join(stage, "dist", "python"), { recursive: true });
     cpSync(path.join(ROOT, "media"), path.join(stage, "media"), { recursive: true });
     copyFileSync(path.join(ROOT, "models", "manifest.json"), path.join(stage, "models", "manifest.json"));
     copyFileSync(path.join(ROOT, "docs", "extension.md"), path.join(stage, "README.md"));
+    for (const file of ["package.nls.json", "LICENSE", "CHANGELOG.md"]) copyFileSync(path.join(ROOT, file), path.join(stage, file));
+    cpSync(path.join(ROOT, "l10n"), path.join(stage, "l10n"), { recursive: true });
     copyFileSync(path.join(ROOT, ".vscodeignore"), path.join(stage, ".vscodeignore"));
     const manifest = stageManifest(target, options.variant);
     writeFileSync(path.join(stage, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -120,9 +129,9 @@ export function packageExtension(options: PackageOptions): string[] {
     const missing = binaries.filter((name) => !existsSync(path.join(stage, "node_modules", "@node-llama-cpp", name, "package.json")));
     if (missing.length) throw new Error(`${target}: the binaries ${missing.join(", ")} were not installed`);
 
-    const vsix = path.join(options.outDir, `${root.name}-${root.version}-${target}${options.variant === "all" ? "" : `-${options.variant}`}.vsix`);
+    const vsix = path.join(options.outDir, `${root.name}-${root.version}-${target}${options.variant === "cpu" ? "" : `-${options.variant}`}.vsix`);
     rmSync(vsix, { force: true });
-    run(process.execPath, [path.join(ROOT, "node_modules", "@vscode", "vsce", "vsce"), "package", "--target", target, "--out", vsix, "--allow-missing-repository", "--skip-license", "--no-rewrite-relative-links"], stage);
+    run(process.execPath, [path.join(ROOT, "node_modules", "@vscode", "vsce", "vsce"), "package", "--target", target, "--out", vsix, "--no-rewrite-relative-links"], stage);
     console.log(`[package] ${target}: ${path.relative(ROOT, vsix)} (${size(vsix)}, binaries: ${binaries.join(", ")}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     produced.push(vsix);
   }
@@ -130,9 +139,11 @@ export function packageExtension(options: PackageOptions): string[] {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(fileURLToPath(import.meta.url))) {
-  const { values } = parseArgs({ options: { target: { type: "string", multiple: true }, out: { type: "string" }, "cpu-only": { type: "boolean" }, "no-cuda": { type: "boolean" } } });
+  const { values } = parseArgs({ options: { target: { type: "string", multiple: true }, out: { type: "string" }, variant: { type: "string" }, "cpu-only": { type: "boolean" }, "no-cuda": { type: "boolean" } } });
   const requested = values.target ?? [hostTarget()];
   const targets = requested.includes("all") ? Object.keys(TARGETS) : requested;
-  const produced = packageExtension({ targets, outDir: path.resolve(values.out ?? path.join(ROOT, "out", "vsix")), variant: values["cpu-only"] ? "cpu" : values["no-cuda"] ? "no-cuda" : "all" });
+  const variant = (values.variant ?? (values["no-cuda"] ? "no-cuda" : "cpu")) as Variant;
+  if (!["all", "no-cuda", "cpu"].includes(variant)) throw new Error(`--variant is all, no-cuda or cpu, not ${variant}`);
+  const produced = packageExtension({ targets, outDir: path.resolve(values.out ?? path.join(ROOT, "out", "vsix")), variant });
   console.log(produced.map((file) => `  ${path.relative(ROOT, file)}`).join(os.EOL));
 }

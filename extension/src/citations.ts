@@ -42,10 +42,10 @@ export function citationLocation(citation: Citation): string {
 }
 
 /** The Markdown lines of a "Sources" section: `- [n] description — path:line`. */
-export function sourcesMarkdown(entry: Pick<SubTaskState, "specCitations" | "codeCitations">, heading = "### Sources"): string[] {
+export function sourcesMarkdown(entry: Pick<SubTaskState, "specCitations" | "codeCitations">): string[] {
   const citations = citationsOf(entry);
   if (!citations.length) return [];
-  return [heading, "", ...citations.map(({ stage, citation }) => `- [${citation.n}] ${describeCitation(citation)} (${stage}) — ${citationLocation(citation)}`), ""];
+  return [`### ${vscode.l10n.t("Sources")}`, "", ...citations.map(({ stage, citation }) => `- [${citation.n}] ${describeCitation(citation)} (${stage}) — ${citationLocation(citation)}`), ""];
 }
 
 /** The tooltip part: each source a link that opens it (the tree's MarkdownString trusts only this command). */
@@ -53,7 +53,7 @@ export function sourcesTooltip(entry: Pick<SubTaskState, "specCitations" | "code
   const citations = citationsOf(entry);
   if (!citations.length) return "";
   const lines = citations.map(({ stage, citation }) => `- [${escapeMarkdown(describeCitation(citation))}](${openCitationUri(citation).toString()}) (${stage})`);
-  return `\n\n**Sources**\n\n${lines.join("\n")}`;
+  return `\n\n**${vscode.l10n.t("Sources")}**\n\n${lines.join("\n")}`;
 }
 
 function escapeMarkdown(text: string): string {
@@ -71,7 +71,7 @@ export class CitationLinks implements vscode.DocumentLinkProvider {
       const start = match.index + 3;
       const target: CitationTarget = { path: match[1], ...(match[2] ? { line: Number(match[2]) } : {}) };
       const link = new vscode.DocumentLink(new vscode.Range(line, start, line, text.length), openCitationUri(target));
-      link.tooltip = "Open the source at the passage";
+      link.tooltip = vscode.l10n.t("Open the source at the passage");
       links.push(link);
     }
     return links;
@@ -89,11 +89,11 @@ export interface OpenedCitation {
 /** Opens a cited document at the passage. Returns what was opened, or undefined when it could not be. */
 export async function openCitation(ui: Ui, target: CitationTarget | undefined): Promise<OpenedCitation | undefined> {
   if (!target || typeof target.path !== "string") {
-    void ui.warn("GPIoT: no passage to open (run the command from a Sources link).");
+    void ui.warn(vscode.l10n.t("GPIoT: no passage to open (run the command from a Sources link)."));
     return undefined;
   }
   if (!existsSync(target.path)) {
-    void ui.warn(`GPIoT: the source ${target.path} is not there any more. Rebuild the document index to drop it.`, "Rebuild Document Index").then((choice) => {
+    void ui.warn(vscode.l10n.t("GPIoT: the source {0} is not there any more. Rebuild the document index to drop it.", target.path), vscode.l10n.t("Rebuild Document Index")).then((choice) => {
       if (choice) void vscode.commands.executeCommand("gpiot.rebuildDocumentIndex");
     });
     return undefined;
@@ -101,7 +101,7 @@ export async function openCitation(ui: Ui, target: CitationTarget | undefined): 
   const uri = vscode.Uri.file(target.path);
   if (/\.pdf$/i.test(target.path)) {
     await vscode.commands.executeCommand("vscode.open", target.page ? uri.with({ fragment: `page=${target.page}` }) : uri);
-    if (target.page) void ui.info(`GPIoT: the passage is on page ${target.page} of ${target.path}.`);
+    if (target.page) void ui.info(vscode.l10n.t("GPIoT: the passage is on page {0} of {1}.", target.page, target.path));
     return { path: target.path, ...(target.page ? { page: target.page } : {}) };
   }
   const document = await vscode.workspace.openTextDocument(uri);

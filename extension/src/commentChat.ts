@@ -2,23 +2,29 @@
  * Inline chat on a requirement comment, with the Comments API (present in every VS Code build):
  * "GPIoT: Synthesize from Comment" opens a conversation thread at the comment, streams the
  * decomposition and the code into it, takes replies that refine the requirement (each reply
- * re-synthesizes the original requirement plus every refinement so far), and offers "Insert
- * Below" (a diff preview, then an undoable WorkspaceEdit) and "Create Files" (the assembled
- * program in a new folder). A code action and a CodeLens offer the command on comments.
+ * re-synthesizes the original requirement plus every refinement so far; the GPIoT view shows the
+ * conversation as one entry with its earlier versions under it), and offers "Insert Below" and
+ * "Create Files": both open what they would change as a diff, with Accept and Discard in the
+ * editor, and change nothing until Accept (an inserted block is one Undo step).
+ *
+ * A code action and a CodeLens offer the command on comments: on a selected comment, on one that
+ * starts with "GPIoT:", and (setting gpiot.codeLens "requirements", the default) on comments that
+ * read like requirements. None of this is offered in an untrusted workspace.
  *
  *   executeCommand("gpiot.synthesizeFromComment", { uri, line?, endLine?, requirement?, wait? })
  *   executeCommand("gpiot.comment.refine", { thread | threadId, text })
- *   executeCommand("gpiot.comment.insertBelow", { threadId, confirm: true })
- *   executeCommand("gpiot.comment.createFiles", { threadId, outDir?, overwrite? })
+ *   executeCommand("gpiot.comment.insertBelow", { threadId, confirm?: true })      (confirm: no diff first)
+ *   executeCommand("gpiot.comment.createFiles", { threadId, outDir?, overwrite?, confirm? })
  */
 import path from "node:path";
 import * as vscode from "vscode";
-import { codeLensEnabled } from "./config";
-import { findCommentBlock, findMarkedBlocks, insertionText, parseRequirement, supportsLanguage, type CommentBlock } from "./commentParsing";
+import { codeLensMode } from "./config";
+import { findCommentBlock, findMarkedBlocks, findRequirementBlocks, insertionText, parseRequirement, supportsLanguage, type CommentBlock } from "./commentParsing";
 import type { Jobs } from "./jobs";
 import { short } from "./jobs";
+import { previewProgramWrite } from "./programPreview";
 import type { JobResult, ProgramState } from "./programStore";
-import { proposeInsertion, type ProposalDocuments } from "./proposedEdit";
+import { applyInsertion, withInsertion, type ProposalReviews } from "./proposedEdit";
 import { errorInfoOf } from "./sidecar";
 import { chooseProgramFolder, openProgramMain, presentWriteOutcome, type SynthesisContext, type SynthesizeResult } from "./synthesizeCommand";
 import { withJobProgress } from "./progress";
@@ -68,6 +74,8 @@ export interface FromCommentArgs {
 
 type ThreadArg = { threadId?: number; thread?: vscode.CommentThread; confirm?: boolean; outDir?: string; overwrite?: boolean; text?: string } | vscode.CommentThread | vscode.CommentReply | undefined;
 
+const groupOf = (threadId: number) => `thread-${threadId}`;
+
 function markdownCode(code: string, language = "python"): string {
   const longest = Math.max(2, ...[...code.matchAll(/`+/g)].map((match) => match[0].length));
   const fence = "`".repeat(longest + 1);
@@ -88,11 +96,14 @@ export class CommentChat implements vscode.Disposable {
   private readonly bot: vscode.CommentAuthorInformation;
 
   constructor(
-    private readonly context: SynthesisContext & { jobs: Jobs; ui: Ui; proposals: ProposalDocuments },
+    private readonly context: SynthesisContext & { jobs: Jobs; ui: Ui; proposals: ProposalReviews },
     extensionUri: vscode.Uri,
   ) {
     this.controller = vscode.comments.createCommentController("gpiot.chat", "GPIoT");
-    this.controller.options = { prompt: "Refine the requirement…", placeHolder: 'e.g. "use a Butterworth band-pass filter" — your reply is added to the requirement and the program is generated again' };
+    this.controller.options = {
+      prompt: vscode.l10n.t("Refine the requirement…"),
+      placeHolder: vscode.l10n.t('e.g. "use a Butterworth band-pass filter" — your reply is added to the requirement and the program is generated again'),
+    };
     // No commentingRangeProvider: threads are only opened by the command, never from the gutter.
     this.bot = { name: "GPIoT", iconPath: vscode.Uri.joinPath(extensionUri, "media", "icon.png") };
     this.disposables.push(this.controller, this.lensEmitter);
@@ -108,9 +119,11 @@ export class CommentChat implements vscode.Disposable {
       vscode.commands.registerCommand("gpiot.synthesizeFromComment", (args?: FromCommentArgs | vscode.Uri) => this.synthesizeFromComment(args instanceof vscode.Uri ? { uri: args.toString() } : args)),
       vscode.commands.registerCommand("gpiot.comment.refine", (arg: ThreadArg) => this.refine(arg)),
       vscode.commands.registerCommand("gpiot.comment.insertBelow", (arg: ThreadArg, options?: { confirm?: boolean }) => this.insertBelow(arg, options)),
-      vscode.commands.registerCommand("gpiot.comment.createFiles", (arg: ThreadArg, options?: { outDir?: string; overwrite?: boolean }) => this.createFiles(arg, options)),
+      vscode.commands.registerCommand("gpiot.comment.createFiles", (arg: ThreadArg, options?: { outDir?: string; overwrite?: boolean; confirm?: boolean }) => this.createFiles(arg, options)),
       vscode.commands.registerCommand("gpiot.comment.stop", (arg: ThreadArg) => this.stop(arg)),
       vscode.commands.registerCommand("gpiot.comment.close", (arg: ThreadArg) => this.close(arg)),
+      vscode.commands.registerCommand("gpiot.comment.retry", (arg: { groupId?: string; threadId?: number }) => this.retry(arg)),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.lensEmitter.fire()),
       vscode.languages.registerCodeActionsProvider(selector, this, { providedCodeActionKinds: [vscode.CodeActionKind.RefactorRewrite.append("gpiot")] }),
       vscode.languages.registerCodeLensProvider(selector, this),
       vscode.window.onDidChangeTextEditorSelection(() => this.lensEmitter.fire()),
@@ -123,20 +136,22 @@ export class CommentChat implements vscode.Disposable {
   // ---- offering the command: code action and CodeLens ----
 
   provideCodeActions(document: vscode.TextDocument, range: vscode.Range | vscode.Selection): vscode.CodeAction[] {
-    if (!supportsLanguage(document.languageId)) return [];
+    if (!vscode.workspace.isTrusted || !supportsLanguage(document.languageId)) return [];
     const block = findCommentBlock(document.getText(), document.languageId, range.start.line, range.end.line);
     if (!block || !parseRequirement(block.text).requirement) return [];
-    const action = new vscode.CodeAction("GPIoT: Synthesize from comment", vscode.CodeActionKind.RefactorRewrite.append("gpiot"));
-    action.command = { command: "gpiot.synthesizeFromComment", title: "GPIoT: Synthesize from comment", arguments: [{ uri: document.uri.toString(), line: block.startLine, endLine: block.endLine }] };
+    const title = vscode.l10n.t("GPIoT: Synthesize from comment");
+    const action = new vscode.CodeAction(title, vscode.CodeActionKind.RefactorRewrite.append("gpiot"));
+    action.command = { command: "gpiot.synthesizeFromComment", title, arguments: [{ uri: document.uri.toString(), line: block.startLine, endLine: block.endLine }] };
     return [action];
   }
 
   readonly onDidChangeCodeLenses = this.lensEmitter.event;
 
   provideCodeLenses(document: vscode.TextDocument): vscode.CodeLens[] {
-    if (!codeLensEnabled() || !supportsLanguage(document.languageId)) return [];
+    const mode = codeLensMode();
+    if (mode === "off" || !vscode.workspace.isTrusted || !supportsLanguage(document.languageId)) return [];
     const text = document.getText();
-    const blocks = findMarkedBlocks(text, document.languageId);
+    const blocks = mode === "requirements" ? findRequirementBlocks(text, document.languageId) : findMarkedBlocks(text, document.languageId);
     const editor = vscode.window.activeTextEditor;
     if (editor?.document === document && !editor.selection.isEmpty) {
       const selected = findCommentBlock(text, document.languageId, editor.selection.start.line, editor.selection.end.line);
@@ -147,7 +162,7 @@ export class CommentChat implements vscode.Disposable {
       .map(
         (block) =>
           new vscode.CodeLens(new vscode.Range(block.startLine, 0, block.startLine, 0), {
-            title: "$(sparkle) GPIoT: Synthesize from comment",
+            title: `$(sparkle) ${vscode.l10n.t("GPIoT: Synthesize from comment")}`,
             command: "gpiot.synthesizeFromComment",
             arguments: [{ uri: document.uri.toString(), line: block.startLine, endLine: block.endLine }],
           }),
@@ -178,7 +193,14 @@ export class CommentChat implements vscode.Disposable {
     state.status = status;
     const insertable = state.languageId === "python" && status === "ready";
     state.thread.contextValue = `${status}${insertable ? " insertable" : ""}`;
-    state.thread.label = status === "busy" ? "GPIoT — generating…" : status === "ready" ? "GPIoT — ready: Insert Below or Create Files" : "GPIoT";
+    state.thread.label =
+      status === "busy"
+        ? vscode.l10n.t("GPIoT — generating…")
+        : status === "ready"
+          ? insertable
+            ? vscode.l10n.t("GPIoT — ready: Insert Below or Create Files")
+            : vscode.l10n.t("GPIoT — ready: Create Files")
+          : "GPIoT";
     state.thread.canReply = status !== "busy";
   }
 
@@ -229,7 +251,13 @@ export class CommentChat implements vscode.Disposable {
     this.update(state);
     let started;
     try {
-      started = await this.context.jobs.synthesize({ requirement, constraints: state.constraints, review: "none", origin: "comment" });
+      started = await this.context.jobs.synthesize({
+        requirement,
+        constraints: state.constraints,
+        review: "none",
+        origin: "comment",
+        group: { id: groupOf(state.id), title: state.requirement, version: state.refinements.length + 1 },
+      });
     } catch (error) {
       const info = errorInfoOf(error);
       this.setStatus(state, "failed");
@@ -251,18 +279,32 @@ export class CommentChat implements vscode.Disposable {
     state.lastResult = result;
     this.setStatus(state, result.status === "finished" ? "ready" : "failed");
     this.update(state);
-    if (result.error?.code === "ENGINE_STOPPED")
-      void this.context.ui.error("The GPIoT engine stopped during the generation; it has been restarted.", "Retry").then((choice) => {
-        if (choice === "Retry") void this.generate(state);
+    if (result.error?.code === "ENGINE_STOPPED") {
+      const retry = vscode.l10n.t("Retry");
+      void this.context.ui.error(vscode.l10n.t("The GPIoT engine stopped during the generation; it has been restarted."), retry).then((choice) => {
+        if (choice === retry) void this.generate(state);
       });
+    }
     return result;
   }
 
+  /** Runs the conversation's synthesis again (Retry from the tree or a message). */
+  async retry(arg: { groupId?: string; threadId?: number }): Promise<(JobResult & { threadId: number }) | undefined> {
+    const state = arg.threadId !== undefined ? this.threads.get(arg.threadId) : [...this.threads.values()].find((candidate) => groupOf(candidate.id) === arg.groupId);
+    if (!state || state.status === "busy") return undefined;
+    state.done = this.generate(state);
+    return { ...(await state.done), threadId: state.id };
+  }
+
   async synthesizeFromComment(args: FromCommentArgs = {}): Promise<(JobResult & { threadId: number }) | { status: "aborted"; message: string; threadId?: undefined }> {
+    if (!vscode.workspace.isTrusted) {
+      void this.context.ui.warn(vscode.l10n.t("GPIoT does not synthesize from comments in Restricted Mode: trust this workspace first, or use GPIoT: Synthesize Program."));
+      return { status: "aborted", message: "Untrusted workspace." };
+    }
     const editor = vscode.window.activeTextEditor;
     const document = args.uri ? await vscode.workspace.openTextDocument(vscode.Uri.parse(args.uri)) : editor?.document;
     if (!document) {
-      void this.context.ui.warn("Open a file and select a comment that states a requirement first.");
+      void this.context.ui.warn(vscode.l10n.t("Open a file and select a comment that states a requirement first."));
       return { status: "aborted", message: "No document." };
     }
     const selection = args.line !== undefined ? new vscode.Range(args.line, 0, args.endLine ?? args.line, 0) : editor?.document === document ? editor.selection : undefined;
@@ -275,12 +317,12 @@ export class CommentChat implements vscode.Disposable {
     }
     if (!block && args.requirement && args.line !== undefined) block = { startLine: args.line, endLine: args.endLine ?? args.line, style: "hash", indent: "", text: args.requirement };
     if (!block) {
-      void this.context.ui.warn("Put the cursor in (or select) a comment that states a requirement, e.g. # GPIoT: detect heartbeats in an ECG and report the heart rate.");
+      void this.context.ui.warn(vscode.l10n.t("Put the cursor in (or select) a comment that states a requirement, e.g. # GPIoT: detect heartbeats in an ECG and report the heart rate."));
       return { status: "aborted", message: "No comment at the selection." };
     }
     const parsed = args.requirement ? { requirement: args.requirement } : parseRequirement(block.text);
     if (!parsed.requirement.trim()) {
-      void this.context.ui.warn("That comment is empty.");
+      void this.context.ui.warn(vscode.l10n.t("That comment is empty."));
       return { status: "aborted", message: "Empty comment." };
     }
     const range = new vscode.Range(block.startLine, 0, block.endLine, document.lineAt(block.endLine).text.length);
@@ -312,7 +354,7 @@ export class CommentChat implements vscode.Disposable {
     const text = (arg && "text" in arg ? arg.text : undefined)?.trim();
     if (!state || !text) return undefined;
     if (state.status === "busy") {
-      void this.context.ui.info("GPIoT is still generating; wait for it or stop it first.");
+      void this.context.ui.info(vscode.l10n.t("GPIoT is still generating; wait for it or stop it first."));
       return undefined;
     }
     state.refinements.push(text);
@@ -331,54 +373,85 @@ export class CommentChat implements vscode.Disposable {
     return [header, ...parts].join("\n\n");
   }
 
+  /** Where the code goes: below the comment, found again where the thread is now (the file may have changed). */
+  private insertionPoint(state: ThreadState, document: vscode.TextDocument, code: string): { position: vscode.Position; text: string; endLine: number } {
+    const threadLine = state.thread.range?.start.line ?? state.block.startLine;
+    const block = findCommentBlock(document.getText(), document.languageId, threadLine) ?? state.block;
+    const endLine = Math.min(block.endLine, document.lineCount - 1);
+    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
+    return { position: document.lineAt(endLine).range.end, text: insertionText(block, code, eol), endLine };
+  }
+
+  /**
+   * Shows the file with the code inserted below the comment as a diff, and inserts it (one
+   * undoable edit) only when the user accepts; `confirm: true` inserts without the diff.
+   */
   async insertBelow(arg: ThreadArg, options: { confirm?: boolean } = {}): Promise<{ applied: boolean; line?: number }> {
     const state = this.thread(arg);
     const confirm = options.confirm ?? (arg && "confirm" in arg ? arg.confirm : undefined);
     if (!state) return { applied: false };
     const code = this.code(state);
     if (!code || state.status !== "ready") {
-      void this.context.ui.warn("There is no finished code in this conversation yet.");
+      void this.context.ui.warn(vscode.l10n.t("There is no finished code in this conversation yet."));
       return { applied: false };
     }
     const document = await vscode.workspace.openTextDocument(state.uri);
-    // The comment may have moved since: find it again where the thread is now.
-    const threadLine = state.thread.range?.start.line ?? state.block.startLine;
-    const block = findCommentBlock(document.getText(), document.languageId, threadLine) ?? state.block;
-    const endLine = Math.min(block.endLine, document.lineCount - 1);
-    const position = document.lineAt(endLine).range.end;
-    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
-    const applied = await proposeInsertion(this.context.proposals, this.context.ui, { document, position, text: insertionText(block, code, eol), title: "GPIoT: insert the generated code below the comment" }, { confirm });
-    if (applied) this.setComments(state, [...state.thread.comments, this.botComment(`$(check) Inserted below line ${endLine + 1}. Undo (Ctrl+Z) in the editor reverts it.`)]);
+    const title = vscode.l10n.t("GPIoT: insert the generated code below the comment");
+    if (!confirm) {
+      const preview = this.insertionPoint(state, document, code);
+      this.setComments(state, [...state.thread.comments, this.botComment(vscode.l10n.t("$(diff) Review the change in the diff editor, then **Accept** or **Discard** it (buttons in the editor's title bar)."))]);
+      const decision = await this.context.proposals.propose(title, [{ target: document.uri, original: document.uri, proposed: withInsertion(document, preview.position, preview.text) }]);
+      if (decision !== "accepted") {
+        this.setComments(state, [...state.thread.comments, this.botComment(vscode.l10n.t("$(close) Discarded: the file was not changed."))]);
+        return { applied: false };
+      }
+    }
+    const { position, text, endLine } = this.insertionPoint(state, document, code);
+    const applied = await applyInsertion(document, position, text, title);
+    if (applied) this.setComments(state, [...state.thread.comments, this.botComment(vscode.l10n.t("$(check) Inserted below line {0}. Undo (Ctrl+Z) in the editor reverts it.", endLine + 1))]);
     return { applied, line: applied ? endLine + 1 : undefined };
   }
 
-  async createFiles(arg: ThreadArg, options: { outDir?: string; overwrite?: boolean } = {}): Promise<SynthesizeResult> {
+  /** Writes the assembled program into a new folder, after the user read its files as a diff and accepted (unless `confirm: true`). */
+  async createFiles(arg: ThreadArg, options: { outDir?: string; overwrite?: boolean; confirm?: boolean } = {}): Promise<SynthesizeResult> {
     const state = this.thread(arg);
     const outDirArg = options.outDir ?? (arg && "outDir" in arg ? arg.outDir : undefined);
     const overwriteArg = options.overwrite ?? (arg && "overwrite" in arg ? arg.overwrite : undefined);
+    const confirm = options.confirm ?? (arg && "confirm" in arg ? arg.confirm : undefined);
     if (!state?.program || state.status !== "ready") {
-      void this.context.ui.warn("There is no finished program in this conversation yet.");
+      void this.context.ui.warn(vscode.l10n.t("There is no finished program in this conversation yet."));
       return { status: "aborted" };
     }
     const program = state.program;
     if (program.lost) {
-      void this.context.ui.warn("The GPIoT engine was restarted since this program was generated; reply to generate it again.");
+      const retry = vscode.l10n.t("Retry");
+      void this.context.ui.warn(vscode.l10n.t("The GPIoT engine stopped and could not take this program over; it needs a new run."), retry).then((choice) => {
+        if (choice === retry) void this.retry({ threadId: state.id });
+      });
       return { status: "aborted" };
     }
     const folder = await chooseProgramFolder(this.context.ui, program.requirement, outDirArg, overwriteArg);
     if (!folder) return { status: "aborted" };
+    if (!confirm) {
+      const decision = await previewProgramWrite(this.context, program, folder.outDir);
+      if (decision !== "accepted") return { status: "aborted", message: decision };
+      folder.overwrite = true;
+    }
     let started;
     try {
       started = await this.context.jobs.assemble(program, { outDir: folder.outDir, overwrite: folder.overwrite });
     } catch (error) {
       const info = errorInfoOf(error);
-      void this.context.ui.error(`GPIoT could not write the program: ${info.message}`);
+      void this.context.ui.error(vscode.l10n.t("GPIoT could not write the program: {0}", info.message));
       return { status: "failed", error: info };
     }
-    const result = await withJobProgress(this.context.jobs, started, "GPIoT: writing the program");
+    const result = await withJobProgress(this.context.jobs, this.context.ui, started, vscode.l10n.t("GPIoT: writing the program"));
     const outcome = await presentWriteOutcome(this.context, started, result, { openEditors: true });
     if (outcome.status === "finished" && program.outDir) {
-      this.setComments(state, [...state.thread.comments, this.botComment(`$(new-folder) Wrote ${program.files.length} files to \`${vscode.workspace.asRelativePath(program.outDir)}\` (${program.files.map((file) => path.basename(file)).join(", ")}).`)]);
+      this.setComments(state, [
+        ...state.thread.comments,
+        this.botComment(vscode.l10n.t("$(new-folder) Wrote {0} files to `{1}` ({2}).", program.files.length, vscode.workspace.asRelativePath(program.outDir), program.files.map((file) => path.basename(file)).join(", "))),
+      ]);
       await openProgramMain(program).catch(() => undefined);
     }
     return outcome;

@@ -202,3 +202,46 @@ export function insertionText(block: CommentBlock, code: string, eol = "\n"): st
     .join(eol);
   return `${eol}${indented}${eol}`;
 }
+
+const REQUIREMENT_VERBS =
+  /\b(detect|read|reads|measure|monitor|classify|recogni[sz]e|count|estimate|compute|calculate|report|filter|track|predict|log|send|collect|sample|warn|alert|control|sense|identify|segment|extract|forecast|stream|publish|acquire|trigger|smooth|denoise|convert|analy[sz]e|notify|record|transmit|localize|locate|build|implement|write a program|generate)\b/i;
+const IOT_WORDS =
+  /\b(sensors?|signals?|data|devices?|accelerometers?|gyroscopes?|imu|ecg|eeg|emg|ppg|temperature|humidity|pressure|heart|heartbeats?|steps?|wifi|csi|bluetooth|ble|camera|images?|audio|microphones?|sound|gps|radar|lidar|readings?|samples?|hz|khz|mqtt|iot|raspberry|jetson|arduino|esp32|stm32|battery|motion|activit(y|ies)|gestures?|vibration|current|voltage|power|energy|light|co2|air quality|soil)\b/i;
+const NOT_A_REQUIREMENT = /\b(copyright|licen[cs]ed?|spdx|all rights reserved|todo|fixme|xxx|hack|noqa|pylint|type:\s*ignore|pragma|-\*-|@param|:param|args:|returns?:|raises:|parameters\n-{3,})/i;
+const CODE_LINE = /(^\s*(def|class|import|from|return|if|for|while|print|#include|int|void|let|const|var)\b)|[;{}]\s*$|\w\s*=\s*[\w"'[(]|\w\(.*\)/;
+
+/**
+ * Whether a comment reads like a requirement worth a "Synthesize from comment" CodeLens: a few
+ * sentences that say what to do (a verb such as detect, read, classify, count, report) with what
+ * (a sensor, a signal, data, a device), and that are not a licence header, a TODO, a docstring of
+ * parameters, or commented-out code.
+ */
+export function looksLikeRequirement(block: CommentBlock): boolean {
+  const text = block.text.trim();
+  if (/^(GPIoT\s*:|@gpiot\b)/i.test(text)) return true;
+  const words = text.match(/[\p{L}\p{N}][\p{L}\p{N}'-]*/gu) ?? [];
+  if (words.length < 6 || words.length > 150) return false;
+  if (NOT_A_REQUIREMENT.test(text)) return false;
+  const lines = text.split("\n").filter((line) => line.trim());
+  if (lines.filter((line) => CODE_LINE.test(line)).length > lines.length / 3) return false;
+  return REQUIREMENT_VERBS.test(text) && IOT_WORDS.test(text);
+}
+
+const COMMENT_START = /^\s*(#|\/\/|\/\*|(?:[rRuUbBfF]{0,2})("""|'''))/;
+
+/** Comment blocks that read like requirements or start with a GPIoT marker, in document order. */
+export function findRequirementBlocks(text: string, languageId: string, maxLines = 5000): CommentBlock[] {
+  const lines = text.split(/\r?\n/);
+  const blocks: CommentBlock[] = [];
+  for (let line = 0; line < Math.min(lines.length, maxLines); line++) {
+    if (!COMMENT_START.test(lines[line])) continue;
+    const block = findCommentBlock(text, languageId, line);
+    if (!block || block.startLine !== line) {
+      if (block) line = Math.max(line, block.endLine);
+      continue;
+    }
+    if (looksLikeRequirement(block)) blocks.push(block);
+    line = block.endLine;
+  }
+  return blocks;
+}

@@ -11,7 +11,7 @@ import type { EngineSettingsInput, ReviewMode } from "../../sidecar/src/protocol
 export const SECTION = "gpiot";
 
 /** Settings whose change needs a restart of the sidecar (they are its initializationOptions). */
-export const ENGINE_SETTINGS = ["profile", "modelPath", "manifestPath", "threads", "gpu", "contextSize", "temperature", "pythonPath", "retrieval"] as const;
+export const ENGINE_SETTINGS = ["profile", "modelPath", "manifestPath", "threads", "gpu", "contextSize", "temperature", "pythonPath", "modelsDir", "offline", "downloadEndpoint", "parallelSubTasks", "backend", "remote", "retrieval"] as const;
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration(SECTION);
@@ -33,9 +33,18 @@ export function resolveSettingPath(value: string): string | undefined {
   return workspace ? path.join(workspace, expanded) : path.resolve(expanded);
 }
 
-export function engineSettings(): EngineSettingsInput {
+/**
+ * The engine's settings. Downloaded models go to `gpiot.modelsDir` when the user chose a folder,
+ * else to `defaultModelsDir` (the extension's global storage).
+ */
+export function engineSettings(defaultModelsDir?: string): EngineSettingsInput {
   const c = config();
   const settings: EngineSettingsInput = {};
+  const modelsDir = resolveSettingPath(c.get<string>("modelsDir", "")) ?? defaultModelsDir;
+  if (modelsDir) settings.modelsDir = modelsDir;
+  if (c.get<boolean>("offline", false)) settings.offline = true;
+  const endpoint = c.get<string>("downloadEndpoint", "").trim();
+  if (/^https?:\/\/\S+$/i.test(endpoint)) settings.downloadEndpoint = endpoint;
   const profile = c.get<string>("profile", "").trim();
   if (profile) settings.profile = profile;
   const modelPath = resolveSettingPath(c.get<string>("modelPath", ""));
@@ -95,8 +104,30 @@ export function openStreamingEditors(): boolean {
   return config().get<boolean>("openStreamingEditors", true);
 }
 
-export function codeLensEnabled(): boolean {
-  return config().get<boolean>("codeLens", true);
+/** Where the "Synthesize from comment" CodeLens appears: comments that read like requirements, only marked (GPIoT:) or selected ones, or nowhere. */
+export type CodeLensMode = "requirements" | "marked" | "off";
+
+export function codeLensMode(): CodeLensMode {
+  const value = config().get<string | boolean>("codeLens", "requirements");
+  if (value === false || value === "off") return "off";
+  if (value === "marked") return "marked";
+  return "requirements";
+}
+
+export function offline(): boolean {
+  return config().get<boolean>("offline", false);
+}
+
+/** What GPIoT does when it finds a GPU whose runtime is not installed. */
+export function gpuRuntimeMode(): "ask" | "download" | "never" {
+  const value = config().get<string>("gpuRuntime", "ask");
+  return value === "download" || value === "never" ? value : "ask";
+}
+
+/** npm registry the GPU runtimes are fetched from. */
+export function gpuRuntimeRegistry(): string {
+  const value = config().get<string>("gpuRuntimeRegistry", "").trim();
+  return /^https?:\/\/\S+$/i.test(value) ? value : "https://registry.npmjs.org/";
 }
 
 export async function updateSetting(key: string, value: unknown): Promise<void> {
@@ -104,16 +135,4 @@ export async function updateSetting(key: string, value: unknown): Promise<void> 
   await config().update(key, value, target);
 }
 
-/** A folder name for a program from its requirement: a few words, lower case, ASCII. */
-export function programFolderName(requirement: string): string {
-  const words = requirement
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase()
-    .split(/[^a-z0-9]+/)
-    .filter((word) => word.length > 1 && !STOP_WORDS.has(word))
-    .slice(0, 5);
-  return words.join("-").slice(0, 48).replace(/-+$/, "") || "program";
-}
-
-const STOP_WORDS = new Set(["the", "and", "for", "from", "with", "that", "this", "into", "on", "in", "of", "to", "an", "it", "its", "is", "be", "by", "as", "at", "or", "then", "when", "which"]);
+export { programFolderName } from "./outputFolders";

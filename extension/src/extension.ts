@@ -15,22 +15,33 @@
  *   commentChat.ts        inline conversation on a requirement comment
  *   chatParticipant.ts    @gpiot, where the chat API exists
  *   modelCommands.ts      model profile/file, load, status, log
+ *   downloadModel.ts      "Download Model…": profiles over the engine's downloader
+ *   gpuRuntime.ts         the GPU runtime, fetched on first use (gpuRuntimeInstaller.ts)
  *   statusBar.ts          model state in the status bar
+ *   proposedEdit.ts       changes shown as diffs with Accept / Discard (programPreview.ts)
+ *   engineRecovery.ts     programs taken over by a restarted engine
+ *   programRules.ts       the task tree's rules (pure)
+ *   remoteBackend.ts      roles on an OpenAI-compatible server, its API key, parallel sub-tasks
  *   documentIndex.ts      the document index: add a folder, show, remove, rebuild
  *   citations.ts          the passages specs and code were written with: Sources, tooltips, open at the passage
  *
  * activate() returns an API (GpiotExtensionApi) that tests and the benchmark read state from.
  */
+import path from "node:path";
 import * as vscode from "vscode";
 import { registerChatParticipant } from "./chatParticipant";
 import { registerCitations } from "./citations";
 import { CommentChat, type CommentThreadInfo } from "./commentChat";
 import { ENGINE_SETTINGS, engineSettings, SECTION, setIndexDir } from "./config";
 import { DocumentIndex } from "./documentIndex";
+import { ModelDownloads } from "./downloadModel";
+import { EngineRecovery } from "./engineRecovery";
+import { GpuRuntimes } from "./gpuRuntime";
 import { Jobs } from "./jobs";
 import { ModelManager } from "./modelCommands";
 import { ProgramStore, type JobRecord } from "./programStore";
-import { PROPOSAL_SCHEME, ProposalDocuments } from "./proposedEdit";
+import { ProposalReviews } from "./proposedEdit";
+import { RemoteBackend } from "./remoteBackend";
 import { RequirementDocumentLens, openRequirementDocument } from "./requirementInput";
 import { Sidecar } from "./sidecar";
 import { ModelStatusBar } from "./statusBar";
@@ -47,8 +58,15 @@ export interface GpiotExtensionApi {
   readonly store: ProgramStore;
   readonly jobs: Jobs;
   readonly models: ModelManager;
+  readonly downloads: ModelDownloads;
+  readonly gpuRuntimes: GpuRuntimes;
+  readonly proposals: ProposalReviews;
+  readonly recovery: EngineRecovery;
+  readonly tree: TaskTree;
   readonly ui: Ui;
   readonly documentIndex: DocumentIndex;
+  /** Where downloaded models go unless gpiot.modelsDir says otherwise. */
+  readonly defaultModelsDir: string;
   /** The task tree as the view shows it (every node expanded). */
   treeSnapshot(): Promise<TreeSnapshotNode[]>;
   /** The text of the status-bar item. */
@@ -67,13 +85,25 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
   const started = performance.now();
   const log = vscode.window.createOutputChannel("GPIoT", { log: true });
   const ui = new Ui(log);
-  setIndexDir(vscode.Uri.joinPath(context.globalStorageUri, "index").fsPath);
-  const sidecar = new Sidecar(context.asAbsolutePath("dist/sidecar.mjs"), engineSettings, log);
+  const defaultModelsDir = path.join(context.globalStorageUri.fsPath, "models");
+  setIndexDir(path.join(context.globalStorageUri.fsPath, "index"));
   const store = new ProgramStore();
+  // A changed API key reaches the engine by a restart, after the running job.
+  let keyChanged = false;
+  const jobRunning = () => store.jobs().some((job) => !job.result && job.generation === sidecar.generation);
+  const restartForKey = async () => {
+    keyChanged = jobRunning();
+    if (!keyChanged && sidecar.state !== "stopped") await sidecar.restart();
+  };
+  const remote = new RemoteBackend(context.secrets, log, restartForKey);
+  const sidecar: Sidecar = new Sidecar(context.asAbsolutePath("dist/sidecar.mjs"), () => ({ ...engineSettings(defaultModelsDir), ...remote.engineSettings() }), log, () => remote.environment());
   const jobs = new Jobs(sidecar, store, log);
+  const recovery = new EngineRecovery(sidecar, store, jobs, log);
   const models = new ModelManager(sidecar, store, ui);
+  const downloads = new ModelDownloads(sidecar, models, ui, context.globalState);
+  const gpuRuntimes = new GpuRuntimes(sidecar, store, ui, context);
   const streams = new StreamDocuments(store);
-  const proposals = new ProposalDocuments();
+  const proposals = new ProposalReviews();
 
   // eslint-disable-next-line prefer-const -- assigned below, used by the tree's drop handler
   let review: ReviewCommands;
@@ -93,7 +123,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
       else await vscode.commands.executeCommand("gpiot.programs.focus").then(() => tree.reveal(program), () => undefined);
     },
   };
-  review = new ReviewCommands({ ...synthesis, store, tree, currentGeneration: () => sidecar.generation });
+  review = new ReviewCommands({ ...synthesis, store, tree, proposals, currentGeneration: () => sidecar.generation });
   const commentChat = new CommentChat({ ...synthesis, proposals }, context.extensionUri);
   const statusBar = new ModelStatusBar(models);
   const documentIndex = new DocumentIndex(sidecar, ui);
@@ -103,14 +133,18 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     ui,
     store,
     jobs,
+    recovery,
     models,
+    downloads,
+    gpuRuntimes,
     streams,
+    proposals,
     tree,
     view,
     commentChat,
     statusBar,
     vscode.workspace.registerTextDocumentContentProvider(STREAM_SCHEME, streams),
-    vscode.workspace.registerTextDocumentContentProvider(PROPOSAL_SCHEME, proposals),
+    ...proposals.register(),
     vscode.commands.registerCommand("gpiot.synthesize", (args?: SynthesizeArgs) => synthesizeProgram(synthesis, args ?? {})),
     vscode.commands.registerCommand("gpiot.writeRequirement", () => openRequirementDocument()),
     vscode.languages.registerCodeLensProvider({ language: "markdown", scheme: "untitled" }, new RequirementDocumentLens()),
@@ -119,12 +153,21 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     ...models.register(),
     ...documentIndex.register(),
     ...registerCitations(ui),
+    ...downloads.register(),
+    ...gpuRuntimes.register(),
+    remote,
+    ...remote.register(),
   );
   const participant = registerChatParticipant(jobs, context.extensionUri);
   if (participant) context.subscriptions.push(participant);
 
   // The engine starts when the view is first shown (to say whether a model is set up) or when a command needs it.
-  const startEngine = () => void sidecar.ensureStarted().catch((error) => log.error(`The GPIoT engine could not start: ${(error as Error).message}`));
+  // Runtimes an earlier version of the extension downloaded are linked before the engine first starts.
+  const relinked = gpuRuntimes.relinkAll().then((names) => {
+    if (names.length) log.info(`GPU runtime packages linked from the global storage: ${names.join(", ")}`);
+  });
+  const startEngine = () =>
+    void relinked.then(() => sidecar.ensureStarted()).catch((error) => log.error(`The GPIoT engine could not start: ${(error as Error).message}`));
   if (view.visible) startEngine();
   context.subscriptions.push(
     view.onDidChangeVisibility((event) => {
@@ -155,12 +198,16 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     vscode.workspace.onDidChangeWorkspaceFolders(() => applySettings()),
     store.onDidEndJob(() => {
       if (pendingSettings) applySettings();
+      if (keyChanged) void restartForKey();
     }),
     sidecar.onDidCrash((crash) => {
-      if (!crash.willRestart) void ui.error("The GPIoT engine keeps stopping and was not restarted.", "Restart Engine", "Show Log").then((choice) => {
-        if (choice === "Restart Engine") void vscode.commands.executeCommand("gpiot.restartEngine");
-        if (choice === "Show Log") log.show(true);
-      });
+      const restart = vscode.l10n.t("Restart Engine");
+      const showLog = vscode.l10n.t("Show Log");
+      if (!crash.willRestart)
+        void ui.error(vscode.l10n.t("The GPIoT engine keeps stopping and was not restarted."), restart, showLog).then((choice) => {
+          if (choice === restart) void vscode.commands.executeCommand("gpiot.restartEngine");
+          if (choice === showLog) log.show(true);
+        });
     }),
   );
 
@@ -174,8 +221,14 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     store,
     jobs,
     models,
+    downloads,
+    gpuRuntimes,
+    proposals,
+    recovery,
+    tree,
     ui,
     documentIndex,
+    defaultModelsDir,
     treeSnapshot: () => tree.snapshot(),
     statusBarText: () => statusBar.text,
     commentThreads: () => commentChat.info(),

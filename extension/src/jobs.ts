@@ -3,12 +3,16 @@
  * assemble, cancel and the review edits. Each returns what the store will report, and each job
  * can be awaited. Also keeps the store in step with the sidecar: events in, snapshots after each
  * job, and when the sidecar dies, failed jobs and no half-written program folders.
+ *
+ * Undo keeps, per program, the sub-tasks as they were before each review edit (text, order, specs,
+ * code and their states) and puts them back with `gpiot/restoreProgram`. A job that rewrites specs
+ * or code (continue, regenerate) starts a new history: undo never takes back a model's work.
  */
 import * as vscode from "vscode";
-import { type OverwriteMode, type ParamsOf, type ProgramSnapshot, type ReviewMode } from "../../sidecar/src/protocol";
+import { type OverwriteMode, type ParamsOf, type ProgramSnapshot, type ProgramSubTask, type ResultOf, type ReviewMode } from "../../sidecar/src/protocol";
 import type { SubTask, TaskSpec } from "../../sidecar/src/schemas";
 import { cleanupPartialOutput } from "./outputFolders";
-import { ProgramStore, type JobResult, type ProgramOrigin, type ProgramState } from "./programStore";
+import { ProgramStore, type JobResult, type ProgramGroup, type ProgramOrigin, type ProgramState } from "./programStore";
 import { Sidecar } from "./sidecar";
 
 export interface StartedJob {
@@ -33,19 +37,24 @@ export interface SynthesizeRequest {
   overwrite?: OverwriteAnswer;
   review?: ReviewMode;
   origin?: ProgramOrigin;
+  group?: ProgramGroup;
   commandAt?: number;
 }
 
-/** Undo information for the last review edits of a program. */
+/** Undo information for the last review edits of a program: its sub-tasks before the edit. */
 interface UndoEntry {
   label: string;
-  subTasks: { id: string; subTask: SubTask }[];
-  specs: Map<string, TaskSpec | null>;
+  subTasks: ProgramSubTask[];
 }
+
+/** Waits for a program of a stopped engine to be taken over by the new one (engineRecovery.ts). */
+export type RecoveryWait = (program: ProgramState) => Promise<void>;
 
 export class Jobs implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly undoStacks = new Map<string, UndoEntry[]>();
+  /** Set by engineRecovery.ts. */
+  waitForRecovery: RecoveryWait = async () => undefined;
 
   constructor(
     readonly sidecar: Sidecar,
@@ -84,11 +93,10 @@ export class Jobs implements vscode.Disposable {
     return { generation, jobId, program, done: this.store.waitForJob(generation, jobId) };
   }
 
-  /** The live program for a store record; throws when its sidecar is gone. */
-  private live(program: ProgramState): ProgramState {
-    if (program.lost || program.generation !== this.sidecar.generation) {
-      throw new Error(`The GPIoT engine was restarted since "${short(program.requirement)}" was generated; it can only be synthesized again (Retry).`);
-    }
+  /** The live program for a store record (after the engine took it over again); throws when it cannot be. */
+  private async live(program: ProgramState): Promise<ProgramState> {
+    if (program.detached || program.generation !== this.sidecar.generation) await this.waitForRecovery(program);
+    if (program.lost || program.generation !== this.sidecar.generation) throw new ProgramLostError(program);
     return program;
   }
 
@@ -112,6 +120,7 @@ export class Jobs implements vscode.Disposable {
       requirement: request.requirement.trim(),
       constraints: params.constraints,
       origin: request.origin ?? "palette",
+      group: request.group,
       review: params.review,
       intendedOutDir: request.outDir,
       marks: { commandAt: request.commandAt, requestSentAt },
@@ -121,23 +130,57 @@ export class Jobs implements vscode.Disposable {
   }
 
   async continue(program: ProgramState, options: { outDir?: string; overwrite?: OverwriteAnswer; review?: ReviewMode } = {}): Promise<StartedJob> {
-    this.live(program);
+    await this.live(program);
     const outDir = options.outDir ?? program.intendedOutDir ?? program.outDir ?? undefined;
     if (outDir) program.intendedOutDir = outDir;
     const { jobId } = await this.sidecar.request((rpc) =>
       rpc.request("continue", { programId: program.programId, review: options.review ?? "none", ...(outDir ? { outDir } : {}), ...(options.overwrite ? { overwrite: overwriteMode(options.overwrite) } : {}) }),
     );
+    this.undoStacks.delete(program.uid);
+    return this.started(program.generation, jobId, program, "continue");
+  }
+
+  /** Brings every edited or missing spec and code up to date, and writes no file. */
+  async regenerateStale(program: ProgramState): Promise<StartedJob> {
+    await this.live(program);
+    const { jobId } = await this.sidecar.request((rpc) => rpc.request("continue", { programId: program.programId, review: "none", assemble: false }));
+    this.undoStacks.delete(program.uid);
     return this.started(program.generation, jobId, program, "continue");
   }
 
   async regenerate(program: ProgramState, subTaskId: string, stage: "spec" | "code"): Promise<StartedJob> {
-    this.live(program);
+    await this.live(program);
     const { jobId } = await this.sidecar.request((rpc) => rpc.request("regenerate", { programId: program.programId, subTaskId, stage }));
+    this.undoStacks.delete(program.uid);
     return this.started(program.generation, jobId, program, "regenerate");
   }
 
+  /** The files an assembly would write now (nothing is written). */
+  async preview(program: ProgramState): Promise<ResultOf<"previewProgram">["files"]> {
+    await this.live(program);
+    return (await this.sidecar.request((rpc) => rpc.request("previewProgram", { programId: program.programId }))).files;
+  }
+
+  /** Makes the program again in the running engine from what the extension knows of it (after a restart). */
+  async restoreInEngine(program: ProgramState): Promise<ProgramState> {
+    let generation = 0;
+    const snapshot = await this.sidecar.request((rpc) => {
+      generation = this.sidecar.generation;
+      return rpc.request("restoreProgram", {
+        requirement: program.requirement,
+        limits: program.limits ?? null,
+        subTasks: program.subTasks.map(toProgramSubTask),
+        outDir: program.outDir,
+        files: program.files,
+        ...(program.ownerId ? { ownerId: program.ownerId } : {}),
+      });
+    });
+    this.store.moveToEngine(program, generation, snapshot.programId);
+    return this.store.applySnapshot(generation, snapshot);
+  }
+
   async assemble(program: ProgramState, options: { outDir?: string; overwrite?: OverwriteAnswer } = {}): Promise<StartedJob> {
-    this.live(program);
+    await this.live(program);
     const outDir = options.outDir ?? program.outDir ?? program.intendedOutDir;
     if (!outDir) throw new Error("The program has no output folder yet.");
     program.intendedOutDir = outDir;
@@ -159,6 +202,7 @@ export class Jobs implements vscode.Disposable {
 
   async refresh(generation: number, programId: string): Promise<ProgramState | undefined> {
     if (generation !== this.sidecar.generation || this.sidecar.state !== "running") return undefined;
+    if (!this.store.find(generation, programId)) return undefined;
     try {
       const snapshot = await this.sidecar.request((rpc) => rpc.request("getProgram", { programId }));
       return this.store.applySnapshot(generation, snapshot);
@@ -172,11 +216,7 @@ export class Jobs implements vscode.Disposable {
 
   private pushUndo(program: ProgramState, label: string): void {
     const stack = this.undoStacks.get(program.uid) ?? [];
-    stack.push({
-      label,
-      subTasks: program.subTasks.map((entry) => ({ id: entry.id, subTask: structuredClone(entry.subTask) })),
-      specs: new Map(program.subTasks.map((entry) => [entry.id, entry.spec ? structuredClone(entry.spec) : null])),
-    });
+    stack.push({ label, subTasks: program.subTasks.map(toProgramSubTask) });
     if (stack.length > 50) stack.shift();
     this.undoStacks.set(program.uid, stack);
   }
@@ -194,7 +234,7 @@ export class Jobs implements vscode.Disposable {
   }
 
   async updateSubTasks(program: ProgramState, entries: { id?: string; subTask: SubTask }[], label: string): Promise<ProgramState> {
-    this.live(program);
+    await this.live(program);
     this.pushUndo(program, label);
     try {
       const snapshot = await this.sidecar.request((rpc) => rpc.request("updateSubTasks", { programId: program.programId, subTasks: entries }));
@@ -207,7 +247,7 @@ export class Jobs implements vscode.Disposable {
   }
 
   async updateSpec(program: ProgramState, subTaskId: string, spec: TaskSpec, label: string): Promise<ProgramState> {
-    this.live(program);
+    await this.live(program);
     this.pushUndo(program, label);
     try {
       const snapshot = await this.sidecar.request((rpc) => rpc.request("updateSpec", { programId: program.programId, subTaskId, spec }));
@@ -219,21 +259,14 @@ export class Jobs implements vscode.Disposable {
     }
   }
 
-  /** Restores the sub-task list and specs from before the last edit. Deleted sub-tasks come back without their code. */
+  /** Puts the sub-tasks back as they were before the last edit: order, text, specs and code. */
   async undo(program: ProgramState): Promise<string | undefined> {
-    this.live(program);
-    const entry = this.undoStacks.get(program.uid)?.pop();
+    await this.live(program);
+    const stack = this.undoStacks.get(program.uid);
+    const entry = stack?.at(-1);
     if (!entry) return undefined;
-    const existing = new Set(program.subTasks.map((st) => st.id));
-    let snapshot = await this.sidecar.request((rpc) =>
-      rpc.request("updateSubTasks", { programId: program.programId, subTasks: entry.subTasks.map((st) => (existing.has(st.id) ? st : { subTask: st.subTask })) }),
-    );
-    for (const current of snapshot.subTasks) {
-      const before = entry.specs.get(current.id);
-      if (before && JSON.stringify(before) !== JSON.stringify(current.spec)) {
-        snapshot = await this.sidecar.request((rpc) => rpc.request("updateSpec", { programId: program.programId, subTaskId: current.id, spec: before }));
-      }
-    }
+    const snapshot = await this.sidecar.request((rpc) => rpc.request("restoreProgram", { programId: program.programId, requirement: program.requirement, subTasks: entry.subTasks }));
+    stack!.pop();
     this.applyEdit(program, snapshot);
     this.log.info(`Undid "${entry.label}" (program ${program.programId})`);
     return entry.label;
@@ -242,6 +275,30 @@ export class Jobs implements vscode.Disposable {
   dispose(): void {
     for (const disposable of this.disposables.splice(0)) disposable.dispose();
   }
+}
+
+/** A program whose engine stopped and that could not be restored in the new one. */
+export class ProgramLostError extends Error {
+  readonly code = "ENGINE_STOPPED";
+  constructor(readonly program: ProgramState) {
+    super(vscode.l10n.t('The GPIoT engine stopped and "{0}" could not be restored in the new one; it needs a new run.', short(program.requirement)));
+    this.name = "ProgramLostError";
+  }
+}
+
+/** What the engine needs to know of a sub-task (the stream buffers stay in the extension). */
+export function toProgramSubTask(entry: ProgramSubTask): ProgramSubTask {
+  const copy: ProgramSubTask = {
+    id: entry.id,
+    subTask: structuredClone(entry.subTask),
+    spec: entry.spec ? structuredClone(entry.spec) : null,
+    specMarkdown: entry.specMarkdown,
+    artifact: entry.artifact ? structuredClone(entry.artifact) : null,
+    syntax: entry.syntax ? structuredClone(entry.syntax) : null,
+    codeState: entry.codeState,
+  };
+  if (entry.specStale) copy.specStale = true;
+  return copy;
 }
 
 export function short(text: string, max = 60): string {

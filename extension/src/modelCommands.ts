@@ -1,7 +1,7 @@
 /**
- * The model and the engine: which profile or GGUF file GPIoT uses, loading it, its state (from
- * `gpiot/modelEvent` and the job events), whether any model is set up at all (the view's welcome
- * content), the engine's status and its log.
+ * The model and the engine: which profile or GGUF file GPIoT uses (the active profile, shown in the
+ * status bar and the pickers), loading it, its state (from `gpiot/modelEvent` and the job events),
+ * whether any model is set up at all (the view's welcome content), the engine's status and its log.
  */
 import { existsSync } from "node:fs";
 import * as vscode from "vscode";
@@ -23,6 +23,8 @@ export type ModelStatus =
 export class ModelManager implements vscode.Disposable {
   private statusValue: ModelStatus = { state: "engineStopped" };
   private availability: boolean | undefined;
+  /** The manifest's default profile, as the engine last listed it. */
+  private manifestDefault: string | undefined;
   private readonly emitter = new vscode.EventEmitter<ModelStatus>();
   readonly onDidChange = this.emitter.event;
   private readonly disposables: vscode.Disposable[] = [];
@@ -65,6 +67,13 @@ export class ModelManager implements vscode.Disposable {
     return this.availability;
   }
 
+  /** The profile GPIoT uses: gpiot.profile, else the manifest's default; undefined when one model file is set. */
+  get activeProfile(): string | undefined {
+    const settings = engineSettings();
+    if (settings.modelPath) return undefined;
+    return settings.profile ?? this.manifestDefault;
+  }
+
   private set(status: ModelStatus): void {
     this.statusValue = status;
     this.emitter.fire(status);
@@ -85,11 +94,12 @@ export class ModelManager implements vscode.Disposable {
       else this.set({ state: "none", available: this.availability });
       const settings = engineSettings();
       let available: boolean;
+      const profiles = await this.sidecar.request((rpc) => rpc.request("listProfiles")).catch(() => undefined);
+      if (profiles) this.manifestDefault = profiles.defaultProfile;
       if (settings.modelPath) available = existsSync(settings.modelPath);
       else {
-        const profiles = await this.sidecar.request((rpc) => rpc.request("listProfiles"));
-        const wanted = settings.profile ?? profiles.defaultProfile;
-        available = profiles.profiles.some((profile) => profile.name === wanted && profile.available);
+        const wanted = settings.profile ?? profiles?.defaultProfile;
+        available = !!profiles?.profiles.some((profile) => profile.name === wanted && profile.available);
       }
       this.setAvailable(available || status.models !== null);
       if (this.statusValue.state === "none") this.set({ state: "none", available: this.availability });
@@ -112,16 +122,26 @@ export class ModelManager implements vscode.Disposable {
   }
 
   async showStatus(): Promise<ResultOf<"status"> | undefined> {
+    const showLog = vscode.l10n.t("Show Log");
     try {
       const status = await this.sidecar.request((rpc) => rpc.request("status"));
-      const model = status.models ? `${status.models.profile} on ${status.models.gpu === false ? "CPU" : `GPU (${status.models.gpu})`}, ${status.models.threads} thread(s)` : status.modelState;
-      const jobs = status.runningJobId ? `, running ${status.runningJobId}${status.queuedJobIds.length ? ` (+${status.queuedJobIds.length} queued)` : ""}` : "";
-      void this.ui.info(`GPIoT engine ${status.version} (protocol ${status.protocolVersion}, pid ${this.sidecar.pid}): model ${model}${jobs}.`, "Show Log").then((choice) => {
-        if (choice === "Show Log") this.sidecar.log.show(true);
+      const hardware = await this.sidecar.request((rpc) => rpc.request("hardware")).catch(() => undefined);
+      const model = status.models
+        ? vscode.l10n.t("{0} on the {1}, {2} thread(s)", status.models.profile, status.models.gpu === false ? "CPU" : `GPU (${status.models.gpu})`, status.models.threads)
+        : status.modelState === "none"
+          ? vscode.l10n.t("{0} (not loaded)", this.activeProfile ?? vscode.l10n.t("model file"))
+          : status.modelState;
+      const jobs = status.runningJobId ? vscode.l10n.t(", a job running{0}", status.queuedJobIds.length ? vscode.l10n.t(" (+{0} queued)", status.queuedJobIds.length) : "") : "";
+      const runtimes = hardware?.gpuRuntimes.filter((runtime) => runtime.installed).map((runtime) => runtime.gpu) ?? [];
+      const gpu = hardware ? vscode.l10n.t("; GPU runtimes installed: {0}", runtimes.length ? runtimes.join(", ") : vscode.l10n.t("none")) : "";
+      void this.ui.info(vscode.l10n.t("GPIoT engine {0} (protocol {1}, pid {2}): model {3}{4}{5}.", status.version, status.protocolVersion, this.sidecar.pid ?? "?", model, jobs, gpu), showLog).then((choice) => {
+        if (choice === showLog) this.sidecar.log.show(true);
       });
       return status;
     } catch (error) {
-      void this.ui.error(`The GPIoT engine does not answer: ${errorInfoOf(error).message}`, "Show Log");
+      void this.ui.error(vscode.l10n.t("The GPIoT engine does not answer: {0}", errorInfoOf(error).message), showLog).then((choice) => {
+        if (choice === showLog) this.sidecar.log.show(true);
+      });
       return undefined;
     }
   }
@@ -136,17 +156,35 @@ export class ModelManager implements vscode.Disposable {
         void this.ui.error(`GPIoT could not read the models manifest: ${errorInfoOf(error).message}`);
         return undefined;
       }
+      this.manifestDefault = listing.defaultProfile;
+      const active = this.activeProfile;
       const picked = await vscode.window.showQuickPick(
-        listing.profiles.map((candidate) => ({
-          label: `${candidate.available ? "$(check)" : "$(circle-slash)"} ${candidate.name}`,
-          description: candidate.name === listing.defaultProfile ? "default" : undefined,
-          detail: candidate.available ? candidate.description : `Missing: ${candidate.missing.join(", ")}`,
-          name: candidate.name,
-        })),
-        { title: "GPIoT: Choose Model Profile", placeHolder: `Profiles of ${listing.manifestPath}` },
+        listing.profiles.map((candidate) => {
+          const tags = [
+            ...(candidate.name === active ? [vscode.l10n.t("active")] : []),
+            ...(candidate.name === listing.defaultProfile ? [vscode.l10n.t("recommended")] : []),
+            candidate.available ? vscode.l10n.t("downloaded") : vscode.l10n.t("not downloaded"),
+          ];
+          return {
+            label: `${candidate.available ? "$(check)" : "$(cloud-download)"} ${candidate.name}`,
+            description: tags.join(" · "),
+            detail: candidate.available ? candidate.description : `${candidate.description} — ${vscode.l10n.t("not on this machine yet: choosing it offers to download it")}`,
+            name: candidate.name,
+            available: candidate.available,
+          };
+        }),
+        { title: vscode.l10n.t("GPIoT: Choose Model Profile"), placeHolder: vscode.l10n.t("Active: {0} — profiles of {1}", active ?? vscode.l10n.t("a model file"), listing.manifestPath) },
       );
       if (!picked) return undefined;
       profile = picked.name;
+      if (!picked.available) {
+        const download = vscode.l10n.t("Download");
+        const choice = await this.ui.info(vscode.l10n.t('The files of "{0}" are not on this machine yet. Download them now?', profile), download);
+        if (choice === download) {
+          await vscode.commands.executeCommand("gpiot.downloadModel", { profile });
+          return undefined;
+        }
+      }
     }
     await updateSetting("modelPath", undefined);
     await updateSetting("profile", profile);
@@ -168,23 +206,28 @@ export class ModelManager implements vscode.Disposable {
 
   /** Loads the configured models now (otherwise the first job loads them). */
   async loadModels(): Promise<LoadedModelInfo | undefined> {
-    return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: "GPIoT: loading the models" }, async (progress) => {
+    return this.ui.withProgress({ title: vscode.l10n.t("GPIoT: loading the models") }, async (report) => {
       let last = 0;
       const subscription = this.sidecar.onModelEvent((event) => {
         if (event.type !== "loading") return;
         const percent = Math.round(event.progress * 100);
-        progress.report({ message: `${event.message} ${percent}%`, increment: Math.max(0, percent - last) });
+        report(`${event.message} ${percent}%`, Math.max(0, percent - last));
         last = percent;
       });
       try {
         const info = await this.sidecar.request((rpc) => rpc.request("loadModels", {}));
-        void this.ui.info(`GPIoT: ${info.profile} loaded on ${info.gpu === false ? "the CPU" : `the GPU (${info.gpu})`} in ${info.loadMs} ms.`);
+        this.ui.status(vscode.l10n.t("GPIoT: {0} loaded on the {1} in {2} ms.", info.profile, info.gpu === false ? "CPU" : `GPU (${info.gpu})`, info.loadMs));
         return info;
       } catch (error) {
         const info = errorInfoOf(error);
-        void this.ui.error(`GPIoT could not load the models: ${info.message}`, "Choose Model Profile", "Choose Model File").then((choice) => {
-          if (choice === "Choose Model Profile") void vscode.commands.executeCommand("gpiot.chooseProfile");
-          if (choice === "Choose Model File") void vscode.commands.executeCommand("gpiot.chooseModelFile");
+        const download = vscode.l10n.t("Download Model…");
+        const chooseProfile = vscode.l10n.t("Choose Model Profile");
+        const chooseFile = vscode.l10n.t("Choose Model File");
+        const missing = info.code === "MODEL_NOT_FOUND";
+        void this.ui.error(vscode.l10n.t("GPIoT could not load the models: {0}", info.message), ...(missing ? [download] : []), chooseProfile, chooseFile).then((choice) => {
+          if (choice === download) void vscode.commands.executeCommand("gpiot.downloadModel", { profile: this.activeProfile });
+          if (choice === chooseProfile) void vscode.commands.executeCommand("gpiot.chooseProfile");
+          if (choice === chooseFile) void vscode.commands.executeCommand("gpiot.chooseModelFile");
         });
         return undefined;
       } finally {
@@ -195,21 +238,25 @@ export class ModelManager implements vscode.Disposable {
 
   async restartEngine(): Promise<void> {
     const busy = this.store.jobs().some((job) => !job.result && job.generation === this.sidecar.generation);
-    if (busy && !(await this.ui.confirm("A GPIoT job is running. Restart the engine anyway? The job is lost.", "Restart"))) return;
+    if (busy && !(await this.ui.confirm(vscode.l10n.t("A GPIoT job is running. Restart the engine anyway? The job is lost."), vscode.l10n.t("Restart")))) return;
     await this.sidecar.restart();
   }
 
   async menu(): Promise<void> {
-    const items = [
-      { label: "$(list-selection) Choose Model Profile", command: "gpiot.chooseProfile" },
-      { label: "$(file) Choose Model File", command: "gpiot.chooseModelFile" },
-      { label: "$(cloud-download) Load Models Now", command: "gpiot.loadModels" },
-      { label: "$(info) Show Engine Status", command: "gpiot.showStatus" },
-      { label: "$(output) Show Log", command: "gpiot.showLog" },
-      { label: "$(debug-restart) Restart Engine", command: "gpiot.restartEngine" },
-      { label: "$(gear) Settings", command: "workbench.action.openSettings", args: ["@ext:gpiot.gpiot"] },
+    const active = this.activeProfile;
+    const items: (vscode.QuickPickItem & { command: string; args?: unknown[] })[] = [
+      { label: `$(cloud-download) ${vscode.l10n.t("Download Model…")}`, description: this.availability === false ? vscode.l10n.t("no model on this machine yet") : undefined, command: "gpiot.downloadModel" },
+      { label: `$(list-selection) ${vscode.l10n.t("Choose Model Profile")}`, description: active ? vscode.l10n.t("active: {0}", active) : vscode.l10n.t("a model file is active"), command: "gpiot.chooseProfile" },
+      { label: `$(file) ${vscode.l10n.t("Choose Model File")}`, command: "gpiot.chooseModelFile" },
+      { label: `$(play) ${vscode.l10n.t("Load Models Now")}`, command: "gpiot.loadModels" },
+      { label: `$(chip) ${vscode.l10n.t("Download GPU Runtime…")}`, command: "gpiot.downloadGpuRuntime" },
+      { label: `$(info) ${vscode.l10n.t("Show Engine Status")}`, command: "gpiot.showStatus" },
+      { label: `$(output) ${vscode.l10n.t("Show Log")}`, command: "gpiot.showLog" },
+      { label: `$(debug-restart) ${vscode.l10n.t("Restart Engine")}`, command: "gpiot.restartEngine" },
+      { label: `$(book) ${vscode.l10n.t("Get Started with GPIoT")}`, command: "workbench.action.openWalkthrough", args: ["gpiot.gpiot#gpiot.firstRun", false] },
+      { label: `$(gear) ${vscode.l10n.t("Settings")}`, command: "workbench.action.openSettings", args: ["@ext:gpiot.gpiot"] },
     ];
-    const picked = await vscode.window.showQuickPick(items, { title: "GPIoT" });
+    const picked = await vscode.window.showQuickPick(items, { title: active ? vscode.l10n.t("GPIoT — profile {0}", active) : "GPIoT" });
     if (picked) await vscode.commands.executeCommand(picked.command, ...(picked.args ?? []));
   }
 

@@ -26,3 +26,17 @@ export async function cleanupPartialOutput(outDir: string): Promise<string[]> {
   const target = path.resolve(outDir);
   return recoverInterruptedWrites(path.dirname(target), path.basename(target));
 }
+
+/** A folder name for a program from its requirement: a few words, lower case, ASCII. */
+export function programFolderName(requirement: string): string {
+  const words = requirement
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((word) => word.length > 1 && !STOP_WORDS.has(word))
+    .slice(0, 5);
+  return words.join("-").slice(0, 48).replace(/-+$/, "") || "program";
+}
+
+const STOP_WORDS = new Set(["the", "and", "for", "from", "with", "that", "this", "into", "on", "in", "of", "to", "an", "it", "its", "is", "be", "by", "as", "at", "or", "then", "when", "which"]);

@@ -4,12 +4,15 @@
  * chat participant all read it; commands wait on it for a job's end.
  *
  * Ids from the sidecar are only unique within one sidecar process, so each program gets a `uid`
- * ("<generation>-<programId>") and jobs are keyed the same way. When the process dies, its
- * unfinished jobs end as failed with ENGINE_STOPPED and its programs are marked `lost`.
+ * that never changes (first "<generation>-<programId>") and is found by its engine address
+ * (generation and programId) too; jobs are keyed by generation and job id. When the process dies,
+ * its unfinished jobs end as failed with ENGINE_STOPPED and its programs wait for the new process:
+ * engineRecovery.ts restores them there (`moveToEngine`) or marks them `lost` (a new run is needed).
  */
 import * as vscode from "vscode";
 import type { ErrorInfo, JobEvent, JobKind, ProgramSnapshot, ProgramSubTask, ReviewMode, StageTiming } from "../../sidecar/src/protocol";
-import type { SubTask } from "../../sidecar/src/schemas";
+import type { ResourceLimits, SubTask } from "../../sidecar/src/schemas";
+import { filesOutOfDate, fingerprint } from "./programRules";
 
 export type ExtensionErrorInfo = ErrorInfo | { code: "ENGINE_STOPPED"; message: string };
 
@@ -38,13 +41,28 @@ export interface SubTaskState extends ProgramSubTask {
 
 export type ProgramOrigin = "palette" | "comment" | "chat";
 
+/** Programs of one comment conversation: the first requirement and every refinement. */
+export interface ProgramGroup {
+  id: string;
+  /** The conversation's first requirement (what the tree shows). */
+  title: string;
+  /** 1 for the first program of the conversation, 2 after the first refinement, ... */
+  version: number;
+}
+
 export interface ProgramState {
   uid: string;
   generation: number;
   programId: string;
+  /** The engine's owner id of the program (in its gpiot.json): given back when the program is restored after a restart. */
+  ownerId?: string;
   requirement: string;
   constraints?: string;
+  limits?: ResourceLimits | null;
   origin: ProgramOrigin;
+  group?: ProgramGroup;
+  /** 1, 2, 3, ... in the order programs were made: tells programs with the same requirement apart. */
+  number: number;
   review: ReviewMode;
   /** Where the user wants the files (before they are written). */
   intendedOutDir?: string;
@@ -62,8 +80,12 @@ export interface ProgramState {
   lastError?: ExtensionErrorInfo;
   /** Code changed after the files were written: assemble again to update them. */
   filesStale: boolean;
-  /** The sidecar that knew this program is gone; it can only be retried. */
+  /** What the written files were made from (programRules.fingerprint). */
+  writtenFingerprint?: string;
+  /** The sidecar that knew this program is gone and it could not be restored: it needs a new run. */
   lost: boolean;
+  /** The sidecar that knew this program is gone; the new one has not taken it over yet. */
+  detached: boolean;
   mainCompiles?: boolean;
   createdAt: number;
   /** Measurements for the benchmark (Date.now() values in this extension host). */
@@ -109,10 +131,14 @@ export interface ProgramChange {
 }
 
 export const programUid = (generation: number, programId: string) => `${generation}-${programId}`;
+const address = programUid;
 const jobKey = (generation: number, jobId: string) => `${generation}:${jobId}`;
 
 export class ProgramStore implements vscode.Disposable {
   private readonly programMap = new Map<string, ProgramState>();
+  /** Engine address ("<generation>-<programId>") → uid. */
+  private readonly addresses = new Map<string, string>();
+  private nextNumber = 1;
   private readonly jobMap = new Map<string, JobRecord>();
   private readonly waiters = new Map<string, ((result: JobResult) => void)[]>();
   private readonly changeEmitter = new vscode.EventEmitter<ProgramChange>();
@@ -133,7 +159,8 @@ export class ProgramStore implements vscode.Disposable {
   }
 
   find(generation: number, programId: string): ProgramState | undefined {
-    return this.programMap.get(programUid(generation, programId));
+    const uid = this.addresses.get(address(generation, programId));
+    return uid ? this.programMap.get(uid) : undefined;
   }
 
   jobs(): JobRecord[] {
@@ -145,11 +172,12 @@ export class ProgramStore implements vscode.Disposable {
   }
 
   /** Creates (or completes) the record of a program the user just asked for. */
-  register(generation: number, programId: string, meta: Partial<Pick<ProgramState, "requirement" | "constraints" | "origin" | "review" | "intendedOutDir" | "marks">>): ProgramState {
+  register(generation: number, programId: string, meta: Partial<Pick<ProgramState, "requirement" | "constraints" | "origin" | "group" | "review" | "intendedOutDir" | "marks">>): ProgramState {
     const program = this.ensureProgram(generation, programId);
     if (meta.requirement !== undefined) program.requirement = meta.requirement;
     if (meta.constraints !== undefined) program.constraints = meta.constraints;
     if (meta.origin) program.origin = meta.origin;
+    if (meta.group) program.group = meta.group;
     if (meta.review) program.review = meta.review;
     if (meta.intendedOutDir) program.intendedOutDir = meta.intendedOutDir;
     if (meta.marks) program.marks = { ...program.marks, ...meta.marks };
@@ -173,14 +201,15 @@ export class ProgramStore implements vscode.Disposable {
   }
 
   private ensureProgram(generation: number, programId: string): ProgramState {
-    const uid = programUid(generation, programId);
-    let program = this.programMap.get(uid);
+    let program = this.find(generation, programId);
     if (!program) {
+      const uid = programUid(generation, programId);
       program = {
         uid,
         generation,
         programId,
         requirement: "",
+        number: this.nextNumber++,
         origin: "palette",
         review: "none",
         outDir: null,
@@ -192,16 +221,42 @@ export class ProgramStore implements vscode.Disposable {
         busy: false,
         filesStale: false,
         lost: false,
+        detached: false,
         createdAt: Date.now(),
         marks: {},
       };
       this.programMap.set(uid, program);
+      this.addresses.set(address(generation, programId), uid);
     }
     return program;
   }
 
   private fire(program: ProgramState, structural: boolean, event?: JobEvent): void {
+    if (structural) {
+      program.filesStale = filesOutOfDate(program);
+      if (!program.busy && program.phase === "done" && program.filesStale) program.phase = "ready";
+      else if (!program.busy && program.phase === "ready" && program.files.length && !program.filesStale) program.phase = "done";
+    }
     this.changeEmitter.fire({ program, structural, event });
+  }
+
+  /** The program now lives in another engine process (restored there): same uid, new address. */
+  moveToEngine(program: ProgramState, generation: number, programId: string): void {
+    this.addresses.delete(address(program.generation, program.programId));
+    program.generation = generation;
+    program.programId = programId;
+    program.detached = false;
+    program.lost = false;
+    this.addresses.set(address(generation, programId), program.uid);
+  }
+
+  /** The program could not be restored in the new engine: only a new run can bring it back. */
+  markLost(program: ProgramState, message?: string): void {
+    program.detached = false;
+    program.lost = true;
+    program.busy = false;
+    if (message) program.lastError = { code: "ENGINE_STOPPED", message };
+    this.fire(program, true);
   }
 
   /** Applies one job event from the sidecar of `generation`. */
@@ -295,6 +350,7 @@ export class ProgramStore implements vscode.Disposable {
           entry.spec = event.spec;
           entry.specMarkdown = event.markdown;
           entry.specCitations = event.citations ?? [];
+          entry.specStale = undefined;
           entry.activeStage = undefined;
           if (entry.artifact) entry.codeState = "stale";
         }
@@ -319,7 +375,6 @@ export class ProgramStore implements vscode.Disposable {
           entry.codeCitations = event.citations ?? [];
           entry.codeState = event.syntax.checked && !event.syntax.ok ? "syntaxError" : "done";
           entry.activeStage = undefined;
-          if (program.files.length) program.filesStale = true;
         }
         break;
       }
@@ -355,14 +410,14 @@ export class ProgramStore implements vscode.Disposable {
         if (event.outDir) {
           program.outDir = event.outDir;
           program.files = event.files;
-          program.filesStale = false;
+          program.writtenFingerprint = fingerprint(program);
           program.mainCompiles = event.mainCompiles;
         }
         const td = event.timings.find((timing) => timing.stage === "td");
         if (td?.firstTokenMs !== undefined) program.marks.tdFirstTokenMs = td.firstTokenMs;
         program.marks.lastTimings = event.timings;
         program.awaitingReview = event.awaitingReview;
-        program.phase = event.awaitingReview ? "awaitingReview" : program.outDir && !program.filesStale ? "done" : "ready";
+        program.phase = event.awaitingReview ? "awaitingReview" : program.files.length && !filesOutOfDate(program) ? "done" : "ready";
         this.endJob(job, program, result);
         break;
       }
@@ -422,11 +477,15 @@ export class ProgramStore implements vscode.Disposable {
       };
     });
     if (!program.requirement) program.requirement = snapshot.requirement;
+    program.ownerId = snapshot.ownerId;
+    program.limits = snapshot.limits;
     if (snapshot.outDir) program.outDir = snapshot.outDir;
-    if (snapshot.files.length) program.files = snapshot.files;
+    if (snapshot.files.length) {
+      // Files the store did not see being written are taken to match what the engine holds.
+      program.writtenFingerprint ??= fingerprint(program);
+      program.files = snapshot.files;
+    }
     program.busy = snapshot.busy || program.busy;
-    if (program.outDir && program.subTasks.some((entry) => entry.codeState === "stale" || entry.codeState === "pending")) program.filesStale = true;
-    if (!program.busy && program.phase === "done" && program.filesStale) program.phase = "ready";
     this.fire(program, true);
     return program;
   }
@@ -441,7 +500,7 @@ export class ProgramStore implements vscode.Disposable {
     });
   }
 
-  /** The sidecar of `generation` died: its jobs end as failed, its programs are lost. */
+  /** The sidecar of `generation` died: its jobs end as failed, its programs wait for the new one (`detached`). */
   markEngineStopped(generation: number, message: string): JobResult[] {
     const ended: JobResult[] = [];
     for (const job of this.jobs()) {
@@ -466,14 +525,23 @@ export class ProgramStore implements vscode.Disposable {
       this.endJob(job, program, result);
       ended.push(result);
     }
+    this.detachAll(generation);
+    return ended;
+  }
+
+  /** The engine of `generation` is gone (crash or restart): its programs wait to be restored. */
+  detachAll(generation: number): ProgramState[] {
+    const detached: ProgramState[] = [];
     for (const program of this.programs()) {
-      if (program.generation !== generation || program.lost) continue;
-      program.lost = true;
+      if (program.generation !== generation || program.lost || program.detached) continue;
+      program.detached = true;
       program.busy = false;
       program.draftSubTasks = [];
+      for (const entry of program.subTasks) entry.activeStage = undefined;
+      detached.push(program);
       this.fire(program, true);
     }
-    return ended;
+    return detached;
   }
 
   /** Marks the moment a sub-task of this program was first shown in the tree. */
@@ -485,6 +553,7 @@ export class ProgramStore implements vscode.Disposable {
     const program = this.programMap.get(uid);
     if (!program) return;
     this.programMap.delete(uid);
+    this.addresses.delete(address(program.generation, program.programId));
     this.removeEmitter.fire(program);
   }
 

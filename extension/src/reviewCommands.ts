@@ -1,8 +1,10 @@
 /**
  * The review commands of the GPIoT view: edit a sub-task or a spec field, add, delete and reorder
  * sub-tasks (`gpiot/updateSubTasks`, `gpiot/updateSpec`; each can be undone), regenerate one
- * sub-task's spec or code (`gpiot/regenerate`), continue a reviewed program (`gpiot/continue`),
- * assemble it again (`gpiot/assemble`), open its code, cancel, retry.
+ * sub-task's spec or code (`gpiot/regenerate`) or every out-of-date one (`gpiot/continue` without
+ * assembling), continue a reviewed program (`gpiot/continue`), assemble it (`gpiot/assemble`,
+ * after the user read and accepted the files as a diff), open its code, cancel, retry, and clear
+ * finished programs from the view.
  *
  * Every command takes a tree node, or `{ programUid | programId, subTaskId? }` plus a value that
  * skips its questions, e.g. executeCommand("gpiot.editSubTask", { programId, subTaskId }, { name: "Filter" }).
@@ -12,9 +14,12 @@ import * as vscode from "vscode";
 import type { Parameter, SubTask, TaskSpec } from "../../sidecar/src/schemas";
 import { ParameterSchema, SubTaskSchema, TaskSpecSchema } from "../../sidecar/src/schemas";
 import type { Jobs, StartedJob } from "./jobs";
-import { short } from "./jobs";
+import { ProgramLostError, short } from "./jobs";
+import { previewProgramWrite } from "./programPreview";
+import { assemblyReadiness, humanizeEngineMessage, isFinished } from "./programRules";
 import { withJobProgress } from "./progress";
 import type { JobResult, ProgramState, ProgramStore } from "./programStore";
+import type { ProposalReviews } from "./proposedEdit";
 import { errorInfoOf } from "./sidecar";
 import { showStream } from "./streamDocuments";
 import { chooseProgramFolder, presentWriteOutcome, type SynthesisContext, type SynthesizeResult } from "./synthesizeCommand";
@@ -37,7 +42,15 @@ export interface ReviewContext extends SynthesisContext {
   tree: TaskTree;
   ui: Ui;
   jobs: Jobs;
+  proposals: ProposalReviews;
   currentGeneration(): number;
+}
+
+/** Options of the commands that write a program's files; `confirm: true` writes without showing the diff first. */
+export interface WriteOptions {
+  outDir?: string;
+  overwrite?: boolean;
+  confirm?: boolean;
 }
 
 function isNode(arg: Arg): arg is TreeNode {
@@ -51,7 +64,9 @@ export class ReviewCommands {
     const c = (id: string, handler: Parameters<typeof vscode.commands.registerCommand>[1]) => vscode.commands.registerCommand(id, handler);
     return [
       c("gpiot.continue", (arg: Arg, options?: { outDir?: string; overwrite?: boolean }) => this.continue(arg, options)),
-      c("gpiot.assemble", (arg: Arg, options?: { outDir?: string; overwrite?: boolean }) => this.assemble(arg, options)),
+      c("gpiot.assemble", (arg: Arg, options?: WriteOptions) => this.assemble(arg, options)),
+      c("gpiot.regenerateStale", (arg: Arg) => this.regenerateStale(arg)),
+      c("gpiot.clearFinished", () => this.clearFinished()),
       c("gpiot.cancelJob", (arg: Arg | { jobId: string }) => this.cancel(arg)),
       c("gpiot.retryProgram", (arg: Arg, options?: { outDir?: string; overwrite?: boolean }) => this.retry(arg, options)),
       c("gpiot.undoReviewEdit", (arg: Arg) => this.undo(arg)),
@@ -87,7 +102,7 @@ export class ReviewCommands {
     const candidates = store.programs().filter((program) => !program.lost);
     if (candidates.length === 1) return candidates[0];
     if (!candidates.length) {
-      void this.context.ui.info("There is no GPIoT program yet: run GPIoT: Synthesize Program first.");
+      void this.context.ui.info(vscode.l10n.t("There is no GPIoT program yet: run GPIoT: Synthesize Program first."));
       return undefined;
     }
     const picked = await vscode.window.showQuickPick(
@@ -123,18 +138,27 @@ export class ReviewCommands {
   }
 
   /** Runs an edit and reports a refused one (busy program, invalid value) to the user; resolves the new state. */
-  private async edit(action: () => Promise<ProgramState>): Promise<ProgramState | undefined> {
+  private async edit(program: ProgramState, action: () => Promise<ProgramState>): Promise<ProgramState | undefined> {
     try {
       return await action();
     } catch (error) {
-      const info = errorInfoOf(error);
-      void this.context.ui.error(`GPIoT could not apply the edit: ${info.message}`);
+      this.reportFailure(program, vscode.l10n.t("GPIoT could not apply the edit: {0}", humanizeEngineMessage(errorInfoOf(error).message, program)), error);
       return undefined;
     }
   }
 
+  /** An error message; when the program needs a new run it has the Retry button it mentions. */
+  private reportFailure(program: ProgramState, message: string, error: unknown): void {
+    const retry = vscode.l10n.t("Retry");
+    if (error instanceof ProgramLostError || program.lost)
+      void this.context.ui.error(message, retry).then((choice) => {
+        if (choice === retry) void this.retry({ programUid: program.uid });
+      });
+    else void this.context.ui.error(message);
+  }
+
   private async updateSubTasks(program: ProgramState, entries: { id?: string; subTask: SubTask }[], label: string): Promise<ProgramState | undefined> {
-    return this.edit(() => this.context.jobs.updateSubTasks(program, entries, label));
+    return this.edit(program, () => this.context.jobs.updateSubTasks(program, entries, label));
   }
 
   private async updateSpec(program: ProgramState, subTaskId: string, spec: TaskSpec, label: string): Promise<ProgramState | undefined> {
@@ -143,7 +167,7 @@ export class ReviewCommands {
       void this.context.ui.error(`That spec is not valid: ${parsed.error.issues[0]?.message}`);
       return undefined;
     }
-    return this.edit(() => this.context.jobs.updateSpec(program, subTaskId, parsed.data, label));
+    return this.edit(program, () => this.context.jobs.updateSpec(program, subTaskId, parsed.data, label));
   }
 
   // ---- sub-task edits ----
@@ -224,10 +248,7 @@ export class ReviewCommands {
     const entries = this.entries(program);
     const [removed] = entries.splice(index, 1);
     const result = await this.updateSubTasks(program, entries, `Delete sub-task "${short(removed.subTask.name, 30)}"`);
-    if (result)
-      void this.context.ui.info(`Deleted sub-task ${index + 1} "${short(removed.subTask.name, 30)}".`, "Undo").then((choice) => {
-        if (choice === "Undo") void this.undo({ programUid: program.uid });
-      });
+    if (result) this.context.ui.status(vscode.l10n.t('Deleted sub-task {0} "{1}" (Undo Last Review Edit in the GPIoT view brings it back).', index + 1, short(removed.subTask.name, 30)), "trash");
     return result;
   }
 
@@ -348,10 +369,11 @@ export class ReviewCommands {
     if (!program) return undefined;
     try {
       const label = await this.context.jobs.undo(program);
-      if (!label) void this.context.ui.info("There is no review edit to undo.");
+      if (!label) void this.context.ui.info(vscode.l10n.t("There is no review edit to undo."));
+      else this.context.ui.status(vscode.l10n.t('Undid "{0}".', label), "discard");
       return label;
     } catch (error) {
-      void this.context.ui.error(`GPIoT could not undo: ${errorInfoOf(error).message}`);
+      this.reportFailure(program, vscode.l10n.t("GPIoT could not undo: {0}", humanizeEngineMessage(errorInfoOf(error).message, program)), error);
       return undefined;
     }
   }
@@ -364,10 +386,10 @@ export class ReviewCommands {
       started = await start();
     } catch (error) {
       const info = errorInfoOf(error);
-      void this.context.ui.error(`GPIoT: ${info.message}`);
+      this.reportFailure(program, `GPIoT: ${humanizeEngineMessage(info.message, program)}`, error);
       return { status: "failed", error: info, programUid: program.uid };
     }
-    const result = await withJobProgress(this.context.jobs, started, title);
+    const result = await withJobProgress(this.context.jobs, this.context.ui, started, title);
     return presentWriteOutcome(this.context, started, result, {
       openEditors: true,
       retry: () => this.runJob(program, title, start),
@@ -380,9 +402,20 @@ export class ReviewCommands {
     return this.runJob(program, `GPIoT: ${short(program.requirement, 50)}`, () => this.context.jobs.continue(program, options));
   }
 
-  async assemble(arg: Arg, options: { outDir?: string; overwrite?: boolean } = {}): Promise<SynthesizeResult | undefined> {
+  /**
+   * Writes the program's files, after the user read them as a diff against the folder and
+   * accepted (unless `confirm: true`). Refused, in words, while a part is missing.
+   */
+  async assemble(arg: Arg, options: WriteOptions = {}): Promise<SynthesizeResult | undefined> {
     const program = await this.program(arg, "Assemble Program");
     if (!program) return undefined;
+    const readiness = assemblyReadiness(program);
+    if (!readiness.ready) {
+      const regenerate = vscode.l10n.t("Regenerate Stale Sub-tasks");
+      const choice = await this.context.ui.warn(readiness.reason, ...(readiness.regenerable && !program.busy ? [regenerate] : []));
+      if (choice === regenerate) void this.regenerateStale({ programUid: program.uid });
+      return { status: "aborted", programUid: program.uid, message: readiness.reason };
+    }
     let outDir = options.outDir ?? program.outDir ?? program.intendedOutDir;
     let overwrite = options.overwrite;
     if (!outDir) {
@@ -391,7 +424,46 @@ export class ReviewCommands {
       outDir = chosen.outDir;
       overwrite = chosen.overwrite;
     }
-    return this.runJob(program, `GPIoT: writing ${short(program.requirement, 40)}`, () => this.context.jobs.assemble(program, { outDir, overwrite }));
+    if (!options.confirm) {
+      const decision = await previewProgramWrite(this.context, program, outDir);
+      if (decision !== "accepted") return { status: "aborted", programUid: program.uid, message: decision === "discarded" ? "Discarded." : decision };
+      overwrite = true;
+    }
+    const folder = outDir;
+    return this.runJob(program, vscode.l10n.t("GPIoT: writing {0}", short(program.requirement, 40)), () => this.context.jobs.assemble(program, { outDir: folder, overwrite }));
+  }
+
+  /** Regenerates every edited or missing spec and code, then offers Assemble (nothing is written). */
+  async regenerateStale(arg: Arg): Promise<JobResult | undefined> {
+    const program = await this.program(arg, "Regenerate Stale Sub-tasks");
+    if (!program) return undefined;
+    if (!program.subTasks.some((entry) => entry.specStale || !entry.spec || !entry.artifact || entry.codeState === "stale" || entry.codeState === "failed" || entry.codeState === "pending")) {
+      this.context.ui.status(vscode.l10n.t("Every sub-task is up to date."));
+      return undefined;
+    }
+    let started;
+    try {
+      started = await this.context.jobs.regenerateStale(program);
+    } catch (error) {
+      this.reportFailure(program, vscode.l10n.t("GPIoT could not regenerate: {0}", humanizeEngineMessage(errorInfoOf(error).message, program)), error);
+      return undefined;
+    }
+    const result = await withJobProgress(this.context.jobs, this.context.ui, started, vscode.l10n.t("GPIoT: regenerating the stale sub-tasks"));
+    this.reportRegenerated(program, result, vscode.l10n.t("The stale sub-tasks were regenerated."));
+    return result;
+  }
+
+  /** After a regenerate: one notification at most (Assemble, when the files are out of date; or the error). */
+  private reportRegenerated(program: ProgramState, result: JobResult, done: string): void {
+    if (result.status === "finished") {
+      if (this.context.tree.canAssemble(program)) {
+        const assemble = vscode.l10n.t("Assemble");
+        void this.context.ui.info(vscode.l10n.t("{0} Assemble the program to write its files.", done), assemble).then((choice) => {
+          if (choice === assemble) void vscode.commands.executeCommand("gpiot.assemble", { programUid: program.uid });
+        });
+      } else this.context.ui.status(done);
+    } else if (result.status === "failed") this.reportFailure(program, vscode.l10n.t("Regenerating failed: {0}", humanizeEngineMessage(result.error?.message ?? "", program)), undefined);
+    else if (result.status === "cancelled") this.context.ui.status(vscode.l10n.t("Regeneration stopped."), "circle-slash");
   }
 
   async regenerate(arg: Arg, stage: "spec" | "code"): Promise<JobResult | undefined> {
@@ -403,16 +475,21 @@ export class ReviewCommands {
     try {
       started = await this.context.jobs.regenerate(program, entry.id, stage);
     } catch (error) {
-      void this.context.ui.error(`GPIoT could not regenerate: ${errorInfoOf(error).message}`);
+      this.reportFailure(program, vscode.l10n.t("GPIoT could not regenerate: {0}", humanizeEngineMessage(errorInfoOf(error).message, program)), error);
       return undefined;
     }
-    const result = await withJobProgress(this.context.jobs, started, `GPIoT: regenerating sub-task ${index + 1}`);
-    if (result.status === "finished" && program.files.length)
-      void this.context.ui.info(`Sub-task ${index + 1} was regenerated. Assemble the program again to update its files.`, "Assemble").then((choice) => {
-        if (choice === "Assemble") void vscode.commands.executeCommand("gpiot.assemble", { programUid: program.uid });
-      });
-    else if (result.status === "failed") void this.context.ui.error(`Regenerating sub-task ${index + 1} failed: ${result.error?.message}`);
+    const result = await withJobProgress(this.context.jobs, this.context.ui, started, vscode.l10n.t("GPIoT: regenerating sub-task {0}", index + 1));
+    this.reportRegenerated(program, result, vscode.l10n.t("Sub-task {0} was regenerated.", index + 1));
     return result;
+  }
+
+  /** Removes every done, failed, cancelled or lost program from the view (their files stay). */
+  clearFinished(): number {
+    const { store } = this.context;
+    const finished = store.programs().filter((program) => isFinished(program));
+    for (const program of finished) store.remove(program.uid);
+    if (finished.length) this.context.ui.status(vscode.l10n.t("Cleared {0} finished program(s) from the GPIoT view; their files stay where they are.", finished.length), "clear-all");
+    return finished.length;
   }
 
   async cancel(arg: Arg | { jobId: string }): Promise<boolean> {
@@ -426,7 +503,7 @@ export class ReviewCommands {
     try {
       return await jobs.cancel(program);
     } catch (error) {
-      void this.context.ui.error(`GPIoT could not cancel: ${errorInfoOf(error).message}`);
+      void this.context.ui.error(vscode.l10n.t("GPIoT could not cancel: {0}", errorInfoOf(error).message));
       return false;
     }
   }
@@ -434,6 +511,10 @@ export class ReviewCommands {
   async retry(arg: Arg, options: { outDir?: string; overwrite?: boolean } = {}): Promise<SynthesizeResult | undefined> {
     const program = await this.program(arg, "Retry");
     if (!program) return undefined;
+    if (program.group && program.origin === "comment") {
+      const answered = await vscode.commands.executeCommand<SynthesizeResult | undefined>("gpiot.comment.retry", { groupId: program.group.id });
+      if (answered) return answered;
+    }
     return vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", {
       requirement: program.requirement,
       constraints: program.constraints ?? "",
@@ -457,7 +538,7 @@ export class ReviewCommands {
     const program = await this.program(arg, "Run Generated Program");
     if (!program?.outDir) return;
     if (!vscode.workspace.isTrusted) {
-      void this.context.ui.warn("GPIoT does not run generated code in an untrusted workspace. Trust the workspace first if you have reviewed the program.");
+      void this.context.ui.warn(vscode.l10n.t("GPIoT does not run generated code in an untrusted workspace. Trust the workspace first if you have reviewed the program."));
       return;
     }
     const python = vscode.workspace.getConfiguration("gpiot").get<string>("pythonPath", "").trim() || "python3";

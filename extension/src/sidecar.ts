@@ -21,7 +21,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from "vscode-languageclient/node";
-import { GpiotRpcClient, type EngineSettingsInput, type ErrorInfo, type JobEvent, type ModelEvent } from "../../sidecar/src/protocol";
+import { GpiotRpcClient, type EngineSettingsInput, type ErrorInfo, type JobEvent, type ModelEvent, type PullProgress } from "../../sidecar/src/protocol";
 
 export type SidecarState = "stopped" | "starting" | "running" | "restarting" | "failed";
 
@@ -76,6 +76,7 @@ export class Sidecar implements vscode.Disposable {
   private readonly crashEmitter = new vscode.EventEmitter<SidecarCrash>();
   private readonly jobEmitter = new vscode.EventEmitter<{ generation: number; event: JobEvent }>();
   private readonly modelEmitter = new vscode.EventEmitter<ModelEvent>();
+  private readonly pullEmitter = new vscode.EventEmitter<PullProgress>();
   private readonly readyEmitter = new vscode.EventEmitter<number>();
   /** State changes of the process. */
   readonly onDidChangeState = this.stateEmitter.event;
@@ -84,6 +85,8 @@ export class Sidecar implements vscode.Disposable {
   /** Every `gpiot/jobEvent`, tagged with the generation of the process that sent it. */
   readonly onJobEvent = this.jobEmitter.event;
   readonly onModelEvent = this.modelEmitter.event;
+  /** `gpiot/pullProgress` of model downloads. */
+  readonly onPullProgress = this.pullEmitter.event;
   /** A process finished `initialize` (first start or restart); carries the generation. */
   readonly onDidBecomeReady = this.readyEmitter.event;
   /** Milliseconds the last start took, from spawn to `initialize` answered. */
@@ -93,6 +96,8 @@ export class Sidecar implements vscode.Disposable {
     private readonly sidecarPath: string,
     private readonly settings: () => EngineSettingsInput,
     readonly log: vscode.LogOutputChannel,
+    /** Extra environment of the engine process (secrets such as the remote API key: never settings or logs). */
+    private readonly environment: () => Promise<Record<string, string>> = async () => ({}),
   ) {}
 
   get state(): SidecarState {
@@ -156,12 +161,12 @@ export class Sidecar implements vscode.Disposable {
     }
   }
 
-  private spawnProcess(): ChildProcess {
+  private spawnProcess(environment: Record<string, string>): ChildProcess {
     if (!existsSync(this.sidecarPath)) throw new Error(`The GPIoT engine is missing: ${this.sidecarPath} does not exist (run npm run build).`);
     // The extension host's own runtime runs the sidecar (Electron in desktop VS Code, as Node).
     const child = spawn(process.execPath, [this.sidecarPath, "--stdio", `--clientProcessId=${process.pid}`], {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: "1", ELECTRON_NO_ASAR: "1" },
+      env: { ...process.env, ...environment, ELECTRON_RUN_AS_NODE: "1", ELECTRON_NO_ASAR: "1" },
       windowsHide: true,
     });
     this.child = child;
@@ -178,7 +183,7 @@ export class Sidecar implements vscode.Disposable {
   }
 
   private createClient(): void {
-    const serverOptions: ServerOptions = async () => ({ process: this.spawnProcess(), detached: false });
+    const serverOptions: ServerOptions = async () => ({ process: this.spawnProcess(await this.environment()), detached: false });
     const errorHandler: ErrorHandler = {
       error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue, handled: true }),
       closed: (): CloseHandlerResult => this.handleClosed(),
@@ -206,6 +211,7 @@ export class Sidecar implements vscode.Disposable {
     });
     this.rpc.onJobEvent((event) => this.jobEmitter.fire({ generation: this.generationNumber, event }));
     this.rpc.onModelEvent((event) => this.modelEmitter.fire(event));
+    this.rpc.onPullProgress((progress) => this.pullEmitter.fire(progress));
     this.disposables.push(
       client.onDidChangeState((change) => {
         if (change.newState === State.Running) {
@@ -300,6 +306,7 @@ export class Sidecar implements vscode.Disposable {
     this.crashEmitter.dispose();
     this.jobEmitter.dispose();
     this.modelEmitter.dispose();
+    this.pullEmitter.dispose();
     this.readyEmitter.dispose();
   }
 }

@@ -3,13 +3,17 @@
  * the specifications and the code, updated as tokens arrive (a TextDocumentContentProvider whose
  * onDidChange fires at most every UPDATE_MS per document).
  *
- *   gpiot-stream:/<uid>/decomposition.md   TD: the requirement and its sub-tasks
- *   gpiot-stream:/<uid>/specs.md           RT: every sub-task's Target / Input / Output
- *   gpiot-stream:/<uid>/code.py            CG: the code of every sub-task
- *   gpiot-stream:/<uid>/<subTaskId>/spec.md and .../code.py: one sub-task
+ *   gpiot-stream:/<uid>/<name>.decomposition.md   TD: the requirement and its sub-tasks
+ *   gpiot-stream:/<uid>/<name>.specs.md           RT: every sub-task's Target / Input / Output
+ *   gpiot-stream:/<uid>/<name>.code.py            CG: the code of every sub-task
+ *   gpiot-stream:/<uid>/<subTaskId>/<name>.spec.md and .../<name>.code.py: one sub-task
+ *
+ * <name> is a few words of the requirement and the program's number, so that the editors of two
+ * programs have different titles (e.g. "detect-heartbeats-ecg-2.code.py").
  */
 import * as vscode from "vscode";
 import { sourcesMarkdown } from "./citations";
+import { programFolderName } from "./config";
 import type { ProgramState, ProgramStore, SubTaskState } from "./programStore";
 
 export const STREAM_SCHEME = "gpiot-stream";
@@ -17,8 +21,14 @@ const UPDATE_MS = 80;
 
 export type StreamKind = "decomposition" | "specs" | "code";
 
+/** A short name that tells this program's editors from another program's. */
+export function streamName(program: ProgramState): string {
+  const words = programFolderName(program.group?.title ?? program.requirement).split("-").slice(0, 3).join("-");
+  return program.group ? `${words}-${program.number}-v${program.group.version}` : `${words}-${program.number}`;
+}
+
 export function streamUri(program: ProgramState, kind: StreamKind, subTaskId?: string): vscode.Uri {
-  const file = kind === "code" ? "code.py" : kind === "specs" ? (subTaskId ? "spec.md" : "specs.md") : "decomposition.md";
+  const file = `${streamName(program)}.${kind === "code" ? "code.py" : kind === "specs" ? (subTaskId ? "spec.md" : "specs.md") : "decomposition.md"}`;
   return vscode.Uri.from({ scheme: STREAM_SCHEME, path: subTaskId ? `/${program.uid}/${subTaskId}/${file}` : `/${program.uid}/${file}` });
 }
 
@@ -117,15 +127,15 @@ export class StreamDocuments implements vscode.TextDocumentContentProvider, vsco
   provideTextDocumentContent(uri: vscode.Uri): string {
     const [, uid, second, third] = uri.path.split("/");
     const program = this.store.get(uid);
-    if (!program) return "The GPIoT program of this document is no longer available.";
+    if (!program) return vscode.l10n.t("The GPIoT program of this document is no longer available.");
     if (third) {
       const index = program.subTasks.findIndex((entry) => entry.id === second);
       const entry = program.subTasks[index];
-      if (!entry) return "This sub-task no longer exists.";
-      return third === "code.py" ? renderSubTaskCode(entry, index) : renderSpec(entry, index);
+      if (!entry) return vscode.l10n.t("This sub-task no longer exists.");
+      return third.endsWith(".code.py") ? renderSubTaskCode(entry, index) : renderSpec(entry, index);
     }
-    if (second === "code.py") return renderCode(program);
-    if (second === "specs.md") return renderSpecs(program);
+    if (second.endsWith(".code.py")) return renderCode(program);
+    if (second.endsWith(".specs.md")) return renderSpecs(program);
     return renderDecomposition(program);
   }
 

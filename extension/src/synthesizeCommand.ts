@@ -3,7 +3,9 @@
  *
  * Asks for the requirement, optional resource constraints and (unless `gpiot.outputFolder` says)
  * the folder; queues `gpiot/synthesize`; shows a cancellable progress notification; opens the
- * decomposition, specs and code as they stream; when the files are written, opens main.py.
+ * decomposition, specs and code as they stream; when the files are written, opens main.py and
+ * says where they went in the status bar (a job shows one notification at most once it ends: a
+ * question, a review to do, or an error).
  * Arguments skip the questions (for tests, other extensions and keybindings):
  *   executeCommand("gpiot.synthesize", { requirement, constraints?, outDir?, overwrite?, review?, openEditors?, wait? })
  */
@@ -20,6 +22,7 @@ import { askConstraints, askRequirement, requirementFromText } from "./requireme
 import { showStream } from "./streamDocuments";
 import type { Ui } from "./ui";
 import { errorInfoOf } from "./sidecar";
+import { humanizeEngineMessage } from "./programRules";
 
 export interface SynthesizeArgs {
   requirement?: string;
@@ -57,7 +60,11 @@ export async function chooseProgramFolder(ui: Ui, requirement: string, requested
     const workspace = firstWorkspaceFolder();
     const outDir = path.isAbsolute(requested) ? path.normalize(requested) : path.resolve(workspace ?? process.cwd(), requested);
     if (!overwrite && (await isNonEmptyDirectory(outDir))) {
-      const ok = await ui.confirm(`The folder ${outDir} already exists and is not empty. Replace its contents with the generated program?`, "Overwrite", "The old folder is replaced only once the new program is completely written.");
+      const ok = await ui.confirm(
+        vscode.l10n.t("The folder {0} already exists and is not empty. Replace its contents with the generated program?", outDir),
+        vscode.l10n.t("Overwrite"),
+        vscode.l10n.t("The old folder is replaced only once the new program is completely written."),
+      );
       if (!ok) return undefined;
       return { outDir, overwrite: true };
     }
@@ -114,58 +121,68 @@ export async function presentWriteOutcome(
   if (result.status === "finished") {
     if (result.outDir && options.openEditors) await openProgramMain(program).catch(() => undefined);
     if (result.outDir) {
-      const compiles = result.mainCompiles === false ? " (main.py does not compile: see the sub-tasks marked with a syntax error)" : "";
-      void ui.info(`GPIoT wrote ${result.files.length} files to ${vscode.workspace.asRelativePath(result.outDir)}${compiles}.`, "Reveal in Explorer").then((choice) => {
-        if (choice === "Reveal in Explorer") void vscode.commands.executeCommand("revealInExplorer", vscode.Uri.file(result.outDir!));
-      });
+      const where = vscode.workspace.asRelativePath(result.outDir);
+      if (result.mainCompiles === false) ui.status(vscode.l10n.t("GPIoT wrote {0} files to {1} (main.py does not compile: see the sub-tasks marked with a syntax error).", result.files.length, where), "warning");
+      else ui.status(vscode.l10n.t("GPIoT wrote {0} files to {1}.", result.files.length, where));
     }
     return base;
   }
   if (result.status === "awaitingReview") {
     await context.revealProgram(program).catch(() => undefined);
-    const what = result.awaitingReview === "specs" ? "specifications" : `${program.subTasks.length} sub-tasks`;
-    void ui.info(`Review the ${what} of "${short(program.requirement, 40)}" in the GPIoT view: edit, add, delete or reorder them, then choose Continue.`, "Continue").then((choice) => {
-      if (choice === "Continue") void vscode.commands.executeCommand("gpiot.continue", { programUid: program.uid });
+    const continueLabel = vscode.l10n.t("Continue");
+    const message =
+      result.awaitingReview === "specs"
+        ? vscode.l10n.t('Review the specifications of "{0}" in the GPIoT view: edit them, then choose Continue.', short(program.requirement, 40))
+        : vscode.l10n.t('Review the {0} sub-tasks of "{1}" in the GPIoT view: edit, add, delete or reorder them, then choose Continue.', program.subTasks.length, short(program.requirement, 40));
+    void ui.info(message, continueLabel).then((choice) => {
+      if (choice === continueLabel) void vscode.commands.executeCommand("gpiot.continue", { programUid: program.uid });
     });
     return base;
   }
   if (result.status === "cancelled") {
-    void ui.info(`GPIoT stopped "${short(program.requirement, 40)}"; nothing was written.`);
+    ui.status(vscode.l10n.t('GPIoT stopped "{0}"; nothing was written.', short(program.requirement, 40)), "circle-slash");
     return base;
   }
   const error = result.error ?? { code: "INTERNAL", message: "unknown error" };
   const allowWith = "output" in error ? error.output?.allowWith : undefined;
   if (allowWith && !program.lost) {
-    const ok = await ui.confirm(error.message, "Overwrite");
+    const ok = await ui.confirm(error.message, vscode.l10n.t("Overwrite"));
     if (!ok) return base;
     const again = await jobs.assemble(program, { outDir: program.intendedOutDir, overwrite: allowWith });
-    return presentWriteOutcome(context, again, await withJobProgress(jobs, again, "GPIoT: writing the program"), options);
+    return presentWriteOutcome(context, again, await withJobProgress(jobs, ui, again, vscode.l10n.t("GPIoT: writing the program")), options);
   }
   if (error.code === "ENGINE_STOPPED") {
     const choice = await ui.error(
-      `The GPIoT engine stopped while working on "${short(program.requirement, 40)}". It has been restarted; no files were written.`,
-      ...(options.retry ? ["Retry"] : []),
-      "Show Log",
+      vscode.l10n.t('The GPIoT engine stopped while working on "{0}". It has been restarted; no files were written.', short(program.requirement, 40)),
+      ...(options.retry ? [RETRY] : []),
+      SHOW_LOG,
     );
-    if (choice === "Retry" && options.retry) return { ...(await options.retry()), retriedAfter: result };
-    if (choice === "Show Log") void vscode.commands.executeCommand("gpiot.showLog");
+    if (choice === RETRY && options.retry) return { ...(await options.retry()), retriedAfter: result };
+    if (choice === SHOW_LOG) void vscode.commands.executeCommand("gpiot.showLog");
     return base;
   }
-  const items = isModelProblem(error.code) ? ["Choose Model Profile", "Choose Model File", "Show Log"] : [...(options.retry ? ["Retry"] : []), "Show Log"];
-  const choice = await ui.error(`GPIoT could not finish "${short(program.requirement, 40)}": ${error.message}`, ...items);
-  if (choice === "Retry" && options.retry) return { ...(await options.retry()), retriedAfter: result };
+  const items = isModelProblem(error.code) ? [DOWNLOAD_MODEL, CHOOSE_PROFILE, CHOOSE_FILE] : [...(options.retry ? [RETRY] : []), SHOW_LOG];
+  const choice = await ui.error(vscode.l10n.t('GPIoT could not finish "{0}": {1}', short(program.requirement, 40), humanizeEngineMessage(error.message, program)), ...items);
+  if (choice === RETRY && options.retry) return { ...(await options.retry()), retriedAfter: result };
   runChoice(choice);
   return base;
 }
+
+const RETRY = vscode.l10n.t("Retry");
+const SHOW_LOG = vscode.l10n.t("Show Log");
+const DOWNLOAD_MODEL = vscode.l10n.t("Download Model…");
+const CHOOSE_PROFILE = vscode.l10n.t("Choose Model Profile");
+const CHOOSE_FILE = vscode.l10n.t("Choose Model File");
 
 function isModelProblem(code: string): boolean {
   return ["MODEL_NOT_FOUND", "MODEL_INVALID", "ADAPTER_MISMATCH", "MODEL_LOAD_FAILED", "MANIFEST_INVALID", "MODEL_NOT_LOADED"].includes(code);
 }
 
 function runChoice(choice: string | undefined): void {
-  if (choice === "Choose Model Profile") void vscode.commands.executeCommand("gpiot.chooseProfile");
-  if (choice === "Choose Model File") void vscode.commands.executeCommand("gpiot.chooseModelFile");
-  if (choice === "Show Log") void vscode.commands.executeCommand("gpiot.showLog");
+  if (choice === DOWNLOAD_MODEL) void vscode.commands.executeCommand("gpiot.downloadModel");
+  if (choice === CHOOSE_PROFILE) void vscode.commands.executeCommand("gpiot.chooseProfile");
+  if (choice === CHOOSE_FILE) void vscode.commands.executeCommand("gpiot.chooseModelFile");
+  if (choice === SHOW_LOG) void vscode.commands.executeCommand("gpiot.showLog");
 }
 
 export async function synthesizeProgram(context: SynthesisContext, args: SynthesizeArgs = {}): Promise<SynthesizeResult> {
@@ -191,7 +208,7 @@ export async function synthesizeProgram(context: SynthesisContext, args: Synthes
     }
   }
   if (!requirement.trim()) {
-    void ui.error("The requirement is empty: describe what the program should do.");
+    void ui.error(vscode.l10n.t("The requirement is empty: describe what the program should do."));
     return { status: "aborted", message: "Empty requirement." };
   }
   const folder = await chooseProgramFolder(ui, requirement, args.outDir, args.overwrite);
@@ -205,16 +222,16 @@ export async function synthesizeProgram(context: SynthesisContext, args: Synthes
     started = await jobs.synthesize({ requirement, constraints, outDir: folder.outDir, overwrite: folder.overwrite, review, origin: "palette", commandAt });
   } catch (error) {
     const info = errorInfoOf(error);
-    const items = isModelProblem(info.code) ? ["Choose Model Profile", "Choose Model File", "Show Log"] : ["Retry", "Show Log"];
-    const choice = await ui.error(`GPIoT could not start: ${info.message}`, ...items);
-    if (choice === "Retry") return { ...(await retry()), retriedAfter: { status: "failed", error: info, files: [], jobId: "", programId: "", programUid: "", generation: 0, kind: "synthesize" } };
+    const items = isModelProblem(info.code) ? [DOWNLOAD_MODEL, CHOOSE_PROFILE, CHOOSE_FILE] : [RETRY, SHOW_LOG];
+    const choice = await ui.error(vscode.l10n.t("GPIoT could not start: {0}", humanizeEngineMessage(info.message)), ...items);
+    if (choice === RETRY) return { ...(await retry()), retriedAfter: { status: "failed", error: info, files: [], jobId: "", programId: "", programUid: "", generation: 0, kind: "synthesize" } };
     runChoice(choice);
     return { status: "failed", error: info, requirement };
   }
   const { program } = started;
   void context.revealProgram(program).catch(() => undefined);
   const follow = openEditors ? followStreams(jobs, program) : undefined;
-  const finished = withJobProgress(jobs, started, `GPIoT: ${short(requirement, 50)}`);
+  const finished = withJobProgress(jobs, ui, started, `GPIoT: ${short(requirement, 50)}`);
   if (args.wait === false) {
     void Promise.resolve(finished).then((result) => {
       follow?.dispose();

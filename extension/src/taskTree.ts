@@ -3,6 +3,12 @@
  * them); under each sub-task its problem, steps, spec (target, inputs, outputs) and the state of
  * its code. `contextValue`s carry flags (editable, hasSpec, hasCode, busy, awaitingReview, ...)
  * that the review commands' menus test. Sub-tasks can be reordered by drag and drop.
+ *
+ * Rules (programRules.ts): an edited sub-task says its spec and code are out of date, and the
+ * program offers "Regenerate Stale Sub-tasks"; "Assemble" is offered only when assembling can
+ * succeed, otherwise a row says what is missing, in words; the programs of one comment
+ * conversation show as one entry (the newest version, the earlier ones under it); a busy
+ * program's description is the progress notification's message; every tooltip is Markdown.
  */
 import path from "node:path";
 import * as vscode from "vscode";
@@ -10,6 +16,7 @@ import { OPEN_CITATION_COMMAND, sourcesTooltip } from "./citations";
 import type { ProgramState, ProgramStore, SubTaskState } from "./programStore";
 import { describePhase } from "./progress";
 import { short } from "./jobs";
+import { assemblyReadiness, humanizeEngineMessage, isFinished } from "./programRules";
 
 export type TreeNode =
   | { kind: "program"; id: string; uid: string }
@@ -24,6 +31,7 @@ export type TreeNode =
   | { kind: "param"; id: string; uid: string; subTaskId: string; which: "inputs" | "outputs"; index: number }
   | { kind: "code"; id: string; uid: string; subTaskId: string }
   | { kind: "files"; id: string; uid: string }
+  | { kind: "versions"; id: string; uid: string }
   | { kind: "file"; id: string; uid: string; file: string }
   | { kind: "message"; id: string; uid: string; text: string; icon: string };
 
@@ -31,8 +39,8 @@ export interface TreeSnapshotNode {
   label: string;
   description?: string;
   contextValue?: string;
-  /** The tooltip's text (Markdown source for a MarkdownString). */
-  tooltip?: string;
+  tooltip?: { markdown: boolean; value: string };
+  uid: string;
   kind: TreeNode["kind"];
   children: TreeSnapshotNode[];
 }
@@ -95,7 +103,7 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
   private updateBadge(): void {
     if (!this.view) return;
     const waiting = this.store.programs().filter((program) => program.phase === "awaitingReview" && !program.lost).length;
-    this.view.badge = waiting ? { value: waiting, tooltip: `${waiting} program(s) waiting for your review` } : undefined;
+    this.view.badge = waiting ? { value: waiting, tooltip: vscode.l10n.t("{0} program(s) waiting for your review", waiting) } : undefined;
   }
 
   /** One node object per id, so that VS Code's reveal/refresh find the same element again. */
@@ -122,11 +130,30 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
   }
 
   editable(program: ProgramState): boolean {
-    return !program.busy && !program.lost && this.hooks.isCurrentGeneration(program);
+    return !program.busy && !program.lost && !program.detached && this.hooks.isCurrentGeneration(program);
+  }
+
+  /** The programs of a conversation, oldest first; a program outside any conversation alone. */
+  private versions(program: ProgramState): ProgramState[] {
+    if (!program.group) return [program];
+    const id = program.group.id;
+    return this.store
+      .programs()
+      .filter((candidate) => candidate.group?.id === id)
+      .sort((a, b) => a.group!.version - b.group!.version || a.createdAt - b.createdAt);
+  }
+
+  /** The top-level programs: each conversation once (its newest version), newest first. */
+  private roots(): ProgramState[] {
+    const roots = this.store.programs().filter((program) => {
+      const versions = this.versions(program);
+      return versions[versions.length - 1] === program;
+    });
+    return roots.sort((a, b) => this.versions(b)[0].createdAt - this.versions(a)[0].createdAt || b.createdAt - a.createdAt);
   }
 
   getChildren(node?: TreeNode): TreeNode[] {
-    if (!node) return this.store.programs().sort((a, b) => b.createdAt - a.createdAt).map((program) => this.programNode(program));
+    if (!node) return this.roots().map((program) => this.programNode(program));
     const program = this.store.get(node.uid);
     if (!program) return [];
     switch (node.kind) {
@@ -139,10 +166,19 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
           });
         if (children.length) this.store.markSubTaskShown(program);
         if (program.lastError && (program.phase === "failed" || program.lost))
-          children.push(this.node({ kind: "message", id: `${program.uid}/error`, uid: program.uid, text: program.lastError.message, icon: "error" }));
+          children.push(this.node({ kind: "message", id: `${program.uid}/error`, uid: program.uid, text: humanizeEngineMessage(program.lastError.message, program), icon: "error" }));
+        else if (this.showsReadiness(program))
+          children.push(this.node({ kind: "message", id: `${program.uid}/readiness`, uid: program.uid, text: assemblyReadiness(program).reason, icon: "info" }));
         if (program.files.length) children.push(this.node({ kind: "files", id: `${program.uid}/files`, uid: program.uid }));
+        const versions = this.versions(program);
+        if (versions.length > 1 && versions[versions.length - 1] === program) children.push(this.node({ kind: "versions", id: `${program.uid}/versions`, uid: program.uid }));
         return children;
       }
+      case "versions":
+        return this.versions(program)
+          .slice(0, -1)
+          .reverse()
+          .map((version) => this.programNode(version));
       case "subTask": {
         const found = this.entry(node);
         if (!found) return [];
@@ -178,10 +214,33 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
   }
 
   getParent(node: TreeNode): TreeNode | undefined {
+    if (node.kind === "program") {
+      const program = this.store.get(node.uid);
+      if (!program) return undefined;
+      const versions = this.versions(program);
+      const newest = versions[versions.length - 1];
+      return newest === program ? undefined : this.node({ kind: "versions", id: `${newest.uid}/versions`, uid: newest.uid });
+    }
     const parentId = node.id.includes("/") ? node.id.slice(0, node.id.lastIndexOf("/")) : undefined;
     if (!parentId) return undefined;
     if (node.kind === "file") return this.nodes.get(`${node.uid}/files`);
     return this.nodes.get(parentId);
+  }
+
+  /** Says what keeps an idle program from being assembled (nothing while it waits for a review or runs). */
+  private showsReadiness(program: ProgramState): boolean {
+    if (program.busy || program.lost || program.detached || program.phase === "awaitingReview" || !program.subTasks.length) return false;
+    return !assemblyReadiness(program).ready;
+  }
+
+  /** Assembling would succeed now and would change something (no files yet, or out of date). */
+  canAssemble(program: ProgramState): boolean {
+    return this.editable(program) && program.phase !== "awaitingReview" && assemblyReadiness(program).ready && (!program.files.length || program.filesStale);
+  }
+
+  /** Some specs or code are out of date and regenerating them would make the program assemblable. */
+  canRegenerateStale(program: ProgramState): boolean {
+    return this.editable(program) && program.phase !== "awaitingReview" && assemblyReadiness(program).regenerable;
   }
 
   getTreeItem(node: TreeNode): vscode.TreeItem {
@@ -191,7 +250,11 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
     const flag = (name: string, on: boolean) => (on ? ` ${name}` : "");
     switch (node.kind) {
       case "program": {
-        const item = new vscode.TreeItem(short(program.requirement || "(requirement)", 70), vscode.TreeItemCollapsibleState.Expanded);
+        const versions = this.versions(program);
+        const isNewest = versions[versions.length - 1] === program;
+        const title = program.group && isNewest ? program.group.title : program.requirement;
+        const label = program.group && !isNewest ? vscode.l10n.t("Version {0}: {1}", program.group.version, short(title || "…", 60)) : short(title || vscode.l10n.t("(requirement)"), 70);
+        const item = new vscode.TreeItem(label, isNewest ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
         item.id = node.id;
         item.description = this.programDescription(program);
         item.tooltip = this.programTooltip(program);
@@ -202,18 +265,29 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
           flag("idle", !program.busy) +
           flag("awaitingReview", program.phase === "awaitingReview" && editable) +
           flag("editable", editable && program.subTasks.length > 0) +
-          flag("assemblable", editable && program.subTasks.length > 0 && program.phase !== "awaitingReview" && program.subTasks.every((entry) => entry.artifact && entry.spec) && (program.filesStale || !program.files.length || program.phase === "ready")) +
-          flag("retryable", !program.busy && (program.lost || program.phase === "failed" || program.phase === "cancelled")) +
+          flag("assemblable", this.canAssemble(program)) +
+          flag("staleParts", this.canRegenerateStale(program)) +
+          flag("retryable", !program.busy && !program.detached && (program.lost || program.phase === "failed" || program.phase === "cancelled")) +
           flag("hasFiles", program.files.length > 0) +
+          flag("finished", isFinished(program)) +
           flag("undoable", editable && this.hooks.canUndo(program));
+        return item;
+      }
+      case "versions": {
+        const count = this.versions(program).length - 1;
+        const item = new vscode.TreeItem(vscode.l10n.t("Earlier versions ({0})", count), vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = node.id;
+        item.iconPath = new vscode.ThemeIcon("history");
+        item.tooltip = new vscode.MarkdownString(vscode.l10n.t("What this conversation produced before each refinement."));
+        item.contextValue = "versions";
         return item;
       }
       case "draft": {
         const subTask = program.draftSubTasks[node.index];
         const item = new vscode.TreeItem(`${node.index + 1}. ${subTask?.name ?? ""}`, vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
-        item.description = "decomposing…";
-        item.tooltip = subTask ? `${subTask.problem}\n\n${subTask.steps.map((step) => `- ${step}`).join("\n")}` : undefined;
+        item.description = vscode.l10n.t("decomposing…");
+        item.tooltip = subTask ? subTaskTooltip(subTask) : undefined;
         item.iconPath = new vscode.ThemeIcon("loading~spin");
         item.contextValue = "draft";
         return item;
@@ -225,26 +299,24 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         const item = new vscode.TreeItem(`${index + 1}. ${oneLine(entry.subTask.name)}`, vscode.TreeItemCollapsibleState.Collapsed);
         item.id = node.id;
         item.description = subTaskDescription(entry);
-        const tooltip = new vscode.MarkdownString(`**${escapeMarkdown(entry.subTask.name)}**\n\n${escapeMarkdown(entry.subTask.problem)}\n\n${entry.subTask.steps.map((step) => `- ${escapeMarkdown(step)}`).join("\n")}${sourcesTooltip(entry)}`);
-        tooltip.isTrusted = { enabledCommands: [OPEN_CITATION_COMMAND] };
-        item.tooltip = tooltip;
+        item.tooltip = subTaskTooltip(entry.subTask, entry);
         item.iconPath = subTaskIcon(entry);
-        item.contextValue = "subTask" + flag("editable", editable) + flag("hasSpec", !!entry.spec) + flag("hasCode", !!entry.artifact || !!entry.codeStream);
+        item.contextValue = "subTask" + flag("editable", editable) + flag("hasSpec", !!entry.spec) + flag("hasCode", !!entry.artifact || !!entry.codeStream) + flag("stale", !!entry.specStale || entry.codeState === "stale");
         return item;
       }
       case "problem": {
         const found = this.entry(node);
-        const item = new vscode.TreeItem("Problem", vscode.TreeItemCollapsibleState.None);
+        const item = new vscode.TreeItem(vscode.l10n.t("Problem"), vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
         item.description = oneLine(found?.entry.subTask.problem ?? "");
-        item.tooltip = found?.entry.subTask.problem;
+        item.tooltip = markdownText(found?.entry.subTask.problem);
         item.iconPath = new vscode.ThemeIcon("question");
         item.contextValue = "field problem" + flag("editable", editable);
         return item;
       }
       case "steps": {
         const found = this.entry(node);
-        const item = new vscode.TreeItem(`Steps (${found?.entry.subTask.steps.length ?? 0})`, vscode.TreeItemCollapsibleState.Collapsed);
+        const item = new vscode.TreeItem(vscode.l10n.t("Steps ({0})", found?.entry.subTask.steps.length ?? 0), vscode.TreeItemCollapsibleState.Collapsed);
         item.id = node.id;
         item.iconPath = new vscode.ThemeIcon("list-ordered");
         item.contextValue = "steps" + flag("editable", editable && (found?.entry.subTask.steps.length ?? 0) < 6);
@@ -254,25 +326,25 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         const found = this.entry(node);
         const item = new vscode.TreeItem(`${node.index + 1}. ${oneLine(found?.entry.subTask.steps[node.index] ?? "")}`, vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
-        item.tooltip = found?.entry.subTask.steps[node.index];
+        item.tooltip = markdownText(found?.entry.subTask.steps[node.index]);
         item.contextValue = "field step" + flag("editable", editable) + flag("deletable", editable && (found?.entry.subTask.steps.length ?? 0) > 1);
         return item;
       }
       case "noSpec": {
         const found = this.entry(node);
-        const item = new vscode.TreeItem("Spec", vscode.TreeItemCollapsibleState.None);
+        const item = new vscode.TreeItem(vscode.l10n.t("Spec"), vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
-        item.description = found?.entry.activeStage === "rt" ? "being written…" : "not written yet";
+        item.description = found?.entry.activeStage === "rt" ? vscode.l10n.t("being written…") : vscode.l10n.t("not written yet");
         item.iconPath = new vscode.ThemeIcon(found?.entry.activeStage === "rt" ? "loading~spin" : "circle-outline");
         item.contextValue = "noSpec";
         return item;
       }
       case "target": {
         const found = this.entry(node);
-        const item = new vscode.TreeItem("Target", vscode.TreeItemCollapsibleState.None);
+        const item = new vscode.TreeItem(vscode.l10n.t("Target"), vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
-        item.description = oneLine(found?.entry.spec?.target ?? "");
-        item.tooltip = found?.entry.spec?.target;
+        item.description = (found?.entry.specStale ? vscode.l10n.t("(out of date) ") : "") + oneLine(found?.entry.spec?.target ?? "");
+        item.tooltip = markdownText(found?.entry.spec?.target);
         item.iconPath = new vscode.ThemeIcon("target");
         item.contextValue = "field target" + flag("editable", editable);
         return item;
@@ -280,7 +352,7 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
       case "params": {
         const found = this.entry(node);
         const count = found?.entry.spec?.[node.which].length ?? 0;
-        const item = new vscode.TreeItem(`${node.which === "inputs" ? "Inputs" : "Outputs"} (${count})`, count ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+        const item = new vscode.TreeItem(node.which === "inputs" ? vscode.l10n.t("Inputs ({0})", count) : vscode.l10n.t("Outputs ({0})", count), count ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
         item.iconPath = new vscode.ThemeIcon(node.which === "inputs" ? "arrow-right" : "arrow-left");
         item.contextValue = `params ${node.which}` + flag("editable", editable && count < 6);
@@ -292,7 +364,7 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         const item = new vscode.TreeItem(parameter ? `${oneLine(parameter.name)} (${oneLine(parameter.type)})` : "", vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
         item.description = oneLine(parameter?.description ?? "");
-        item.tooltip = parameter ? `${parameter.name} (${parameter.type}): ${parameter.description}` : undefined;
+        item.tooltip = parameter ? new vscode.MarkdownString(`\`${parameter.name.replace(/`/g, "'")}\` (${escapeMarkdown(parameter.type)}): ${escapeMarkdown(parameter.description)}`) : undefined;
         item.iconPath = new vscode.ThemeIcon("symbol-parameter");
         const deletable = node.which === "inputs" || (found?.entry.spec?.outputs.length ?? 0) > 1;
         item.contextValue = `field param ${node.which}` + flag("editable", editable) + flag("deletable", editable && deletable);
@@ -300,10 +372,10 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
       }
       case "code": {
         const found = this.entry(node);
-        const item = new vscode.TreeItem("Code", vscode.TreeItemCollapsibleState.None);
+        const item = new vscode.TreeItem(vscode.l10n.t("Code"), vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
         item.description = found ? codeStateText(found.entry) : "";
-        item.tooltip = found?.entry.syntax && !found.entry.syntax.ok && found.entry.syntax.checked ? found.entry.syntax.message : undefined;
+        item.tooltip = found?.entry.syntax && !found.entry.syntax.ok && found.entry.syntax.checked ? markdownText(found.entry.syntax.message) : undefined;
         item.iconPath = found ? subTaskIcon(found.entry) : undefined;
         const hasCode = !!found && (!!found.entry.artifact || !!found.entry.codeStream);
         item.contextValue = "code" + flag("hasCode", hasCode);
@@ -311,9 +383,10 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         return item;
       }
       case "files": {
-        const item = new vscode.TreeItem(`Files (${program.files.length})`, vscode.TreeItemCollapsibleState.Collapsed);
+        const item = new vscode.TreeItem(vscode.l10n.t("Files ({0})", program.files.length), vscode.TreeItemCollapsibleState.Collapsed);
         item.id = node.id;
-        item.description = program.outDir ? vscode.workspace.asRelativePath(program.outDir) + (program.filesStale ? " — out of date: assemble again" : "") : undefined;
+        item.description = program.outDir ? vscode.workspace.asRelativePath(program.outDir) + (program.filesStale ? vscode.l10n.t(" — out of date") : "") : undefined;
+        item.tooltip = program.outDir ? new vscode.MarkdownString(`\`${program.outDir.replace(/`/g, "'")}\``) : undefined;
         item.iconPath = new vscode.ThemeIcon(program.filesStale ? "warning" : "folder");
         item.contextValue = "files";
         return item;
@@ -330,38 +403,44 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         const item = new vscode.TreeItem(node.text, vscode.TreeItemCollapsibleState.None);
         item.id = node.id;
         item.iconPath = new vscode.ThemeIcon(node.icon);
-        item.tooltip = node.text;
-        item.contextValue = "message";
+        item.tooltip = markdownText(node.text);
+        item.contextValue = node.id.endsWith("/readiness") ? "message readiness" : "message";
+        if (node.id.endsWith("/readiness") && this.canRegenerateStale(program))
+          item.command = { command: "gpiot.regenerateStale", title: vscode.l10n.t("Regenerate Stale Sub-tasks"), arguments: [{ programUid: program.uid }] };
         return item;
       }
     }
   }
 
   private programDescription(program: ProgramState): string {
-    if (program.lost) return "engine restarted — retry";
-    if (program.busy) return describePhase(program).replace(/…$/, "…");
+    const prefix = program.group && program.group.version > 1 && this.versions(program).at(-1) === program ? vscode.l10n.t("refined ×{0} · ", program.group.version - 1) : "";
+    return prefix + this.programState(program);
+  }
+
+  private programState(program: ProgramState): string {
+    if (program.lost) return vscode.l10n.t("needs a new run — Retry");
+    if (program.detached) return vscode.l10n.t("waiting for the restarted engine…");
+    if (program.busy) return describePhase(program);
     switch (program.phase) {
       case "awaitingReview":
-        return program.awaitingReview === "specs" ? "review the specs, then Continue" : "review the sub-tasks, then Continue";
-      case "done":
-        return `${program.files.length} files`;
-      case "ready":
-        return program.files.length ? "files out of date — assemble again" : program.origin === "palette" ? "ready to assemble" : "generated (not written)";
+        return program.awaitingReview === "specs" ? vscode.l10n.t("review the specs, then Continue") : vscode.l10n.t("review the sub-tasks, then Continue");
       case "failed":
-        return `failed: ${program.lastError?.code ?? "error"}`;
+        return program.lastError?.code === "ENGINE_STOPPED" ? vscode.l10n.t("stopped: the engine stopped — Retry") : vscode.l10n.t("failed — Retry");
       case "cancelled":
-        return "cancelled";
-      default:
-        return describePhase(program);
+        return vscode.l10n.t("cancelled");
     }
+    const readiness = assemblyReadiness(program);
+    if (!readiness.ready) return vscode.l10n.t("edited — Regenerate Stale Sub-tasks");
+    if (program.files.length) return program.filesStale ? vscode.l10n.t("files out of date — Assemble") : vscode.l10n.t("{0} files", program.files.length);
+    return program.origin === "palette" ? vscode.l10n.t("ready to assemble") : vscode.l10n.t("generated (not written)");
   }
 
   private programTooltip(program: ProgramState): vscode.MarkdownString {
     const lines = [`**${escapeMarkdown(program.requirement)}**`, ""];
-    if (program.constraints) lines.push(`Constraints: ${escapeMarkdown(program.constraints)}`, "");
-    lines.push(`State: ${describePhase(program)}`);
-    if (program.outDir) lines.push("", `Folder: \`${program.outDir}\``);
-    if (program.lastError) lines.push("", `Last error (${program.lastError.code}): ${escapeMarkdown(program.lastError.message)}`);
+    if (program.constraints) lines.push(`${vscode.l10n.t("Constraints")}: ${escapeMarkdown(program.constraints)}`, "");
+    lines.push(`${vscode.l10n.t("State")}: ${escapeMarkdown(this.programState(program))}`);
+    if (program.outDir) lines.push("", `${vscode.l10n.t("Folder")}: \`${program.outDir.replace(/`/g, "'")}\``);
+    if (program.lastError) lines.push("", `${vscode.l10n.t("Last error")}: ${escapeMarkdown(humanizeEngineMessage(program.lastError.message, program))}`);
     return new vscode.MarkdownString(lines.join("\n"));
   }
 
@@ -394,7 +473,8 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.TreeD
         label,
         description: typeof item.description === "string" ? item.description : undefined,
         contextValue: item.contextValue,
-        tooltip: typeof item.tooltip === "string" ? item.tooltip : item.tooltip?.value,
+        tooltip: item.tooltip instanceof vscode.MarkdownString ? { markdown: true, value: item.tooltip.value } : item.tooltip === undefined ? undefined : { markdown: false, value: String(item.tooltip) },
+        uid: child.uid,
         kind: child.kind,
         children: depth < 6 ? await this.snapshot(child, depth + 1) : [],
       });
@@ -422,28 +502,43 @@ function escapeMarkdown(text: string): string {
   return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, "\\$&");
 }
 
+function markdownText(text: string | undefined): vscode.MarkdownString | undefined {
+  return text === undefined ? undefined : new vscode.MarkdownString(escapeMarkdown(text).replace(/\n/g, "  \n"));
+}
+
+function subTaskTooltip(subTask: { name: string; problem: string; steps: string[] }, entry?: SubTaskState): vscode.MarkdownString {
+  const lines = [`**${escapeMarkdown(subTask.name)}**`, "", escapeMarkdown(subTask.problem), "", ...subTask.steps.map((step) => `- ${escapeMarkdown(step)}`)];
+  if (entry?.specStale) lines.push("", `_${vscode.l10n.t("Edited after its spec was written: the spec and code below are out of date until you regenerate them.")}_`);
+  else if (entry?.codeState === "stale") lines.push("", `_${vscode.l10n.t("The code is out of date: regenerate it.")}_`);
+  const tooltip = new vscode.MarkdownString(lines.join("\n") + (entry ? sourcesTooltip(entry) : ""));
+  // Only the command that opens a cited source runs from the tooltip's links.
+  tooltip.isTrusted = { enabledCommands: [OPEN_CITATION_COMMAND] };
+  return tooltip;
+}
+
 function codeStateText(entry: SubTaskState): string {
-  if (entry.activeStage === "rt") return "waiting for the spec";
+  if (entry.activeStage === "rt") return vscode.l10n.t("waiting for the spec");
   switch (entry.codeState) {
     case "pending":
-      return "queued";
+      return vscode.l10n.t("queued");
     case "streaming":
-      return `streaming… ${entry.codeStream.split("\n").length} lines`;
+      return vscode.l10n.t("streaming… {0} lines", entry.codeStream.split("\n").length);
     case "done":
-      return entry.syntax?.checked === false ? "done (syntax not checked)" : "done";
+      return entry.syntax?.checked === false ? vscode.l10n.t("done (syntax not checked)") : vscode.l10n.t("done");
     case "syntaxError":
-      return `syntax error${entry.syntax?.line ? ` (line ${entry.syntax.line})` : ""}`;
+      return entry.syntax?.line ? vscode.l10n.t("syntax error (line {0})", entry.syntax.line) : vscode.l10n.t("syntax error");
     case "failed":
-      return "failed";
+      return vscode.l10n.t("failed");
     case "stale":
-      return "stale: regenerate";
+      return vscode.l10n.t("out of date: regenerate");
   }
 }
 
 function subTaskDescription(entry: SubTaskState): string {
-  if (entry.activeStage === "rt") return "writing the spec…";
-  if (entry.codeState === "streaming") return "writing the code…";
-  if (!entry.spec) return "no spec yet";
+  if (entry.activeStage === "rt") return vscode.l10n.t("writing the spec…");
+  if (entry.codeState === "streaming") return vscode.l10n.t("writing the code…");
+  if (!entry.spec) return vscode.l10n.t("no spec yet");
+  if (entry.specStale) return vscode.l10n.t("edited: spec and code out of date");
   return codeStateText(entry);
 }
 
@@ -465,6 +560,7 @@ function subTaskIcon(entry: SubTaskState): vscode.ThemeIcon {
 
 function programIcon(program: ProgramState): vscode.ThemeIcon {
   if (program.lost) return new vscode.ThemeIcon("debug-disconnect");
+  if (program.detached) return new vscode.ThemeIcon("sync~spin");
   if (program.busy) return new vscode.ThemeIcon("sync~spin");
   switch (program.phase) {
     case "awaitingReview":

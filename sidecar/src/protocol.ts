@@ -15,7 +15,7 @@
 import { z } from "zod";
 import { CitationSchema, CodeArtifactSchema, ResourceLimitsSchema, SubTaskSchema, SyntaxCheckSchema, TaskSpecSchema } from "./schemas";
 import { EngineSettingsSchema, RetrievalSettingsSchema } from "./settings";
-import { FailureKind, VerificationStateSchema, VerifyFailureSchema, VerifyReportSchema, VerifyRequestSchema } from "./verify/report";
+import { FailureKind, SandboxProbeSchema, VerificationStateSchema, VerifyFailureSchema, VerifyReportSchema, VerifyRequestSchema } from "./verify/report";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -172,6 +172,16 @@ export const ErrorCode = z.enum([
   "INDEX_INPUT_INVALID",
   /** The index has no such source. */
   "INDEX_SOURCE_NOT_FOUND",
+  /** The server of a remote role cannot be reached (connection refused, unknown host, no answer in time). */
+  "REMOTE_UNREACHABLE",
+  /** The server refused the API key (401/403). */
+  "REMOTE_UNAUTHORIZED",
+  /** The server does not serve the model or adapter a role names. */
+  "REMOTE_MODEL_NOT_FOUND",
+  /** The server cannot constrain output to a JSON schema. */
+  "REMOTE_SCHEMA_UNSUPPORTED",
+  /** Any other failure of a remote request: an error status after the retries, a broken or stalled stream. */
+  "REMOTE_FAILED",
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -228,11 +238,15 @@ export const ProgramSubTaskSchema = z.object({
   specCitations: z.array(CitationSchema).optional(),
   /** The passages CG's prompt held when the code was written. */
   codeCitations: z.array(CitationSchema).optional(),
+  /** The sub-task's text was edited after its spec was written: spec and code are kept, but out of date until regenerated. */
+  specStale: z.boolean().optional(),
 });
 export type ProgramSubTask = z.infer<typeof ProgramSubTaskSchema>;
 
 export const ProgramSnapshotSchema = z.object({
   programId: z.string(),
+  /** Written into the program's gpiot.json: the folder with this id is the program's own to rewrite. */
+  ownerId: z.string(),
   requirement: z.string(),
   limits: ResourceLimitsSchema.nullable(),
   subTasks: z.array(ProgramSubTaskSchema),
@@ -291,8 +305,11 @@ export const JobEventSchema = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("jobFailed"), ...jobRef, kind: JobKind, error: ErrorInfoSchema, cancelled: z.boolean(), totalMs: z.number() }),
   // Verify and repair
-  /** A check of the program begins: round 0 is the program as generated, round n follows the n-th repair. */
-  z.object({ type: z.literal("verifyStarted"), ...jobRef, round: z.number().int(), execute: z.boolean() }),
+  /**
+   * A check of the program begins: round 0 is the program as generated, round n follows the n-th
+   * repair. When the program will run, `sandbox` says what the sandbox probed, before it runs.
+   */
+  z.object({ type: z.literal("verifyStarted"), ...jobRef, round: z.number().int(), execute: z.boolean(), sandbox: SandboxProbeSchema.optional() }),
   /** The result of one round: static issues, the sandboxed run, the resource check, the failure. */
   z.object({ type: z.literal("verifyResult"), ...jobRef, round: z.number().int(), report: VerifyReportSchema }),
   /** A failing sub-task goes back to code generation with its code and this error (codeDelta/codeReady follow). */
@@ -302,14 +319,27 @@ export type JobEvent = z.infer<typeof JobEventSchema>;
 
 export const LoadedModelInfoSchema = z.object({
   profile: z.string(),
-  roles: z.record(z.string(), z.object({ modelPath: z.string(), adapters: z.array(z.object({ path: z.string(), scale: z.number() })), contextSize: z.number() })),
+  roles: z.record(
+    z.string(),
+    z.object({
+      modelPath: z.string(),
+      adapters: z.array(z.object({ path: z.string(), scale: z.number() })),
+      contextSize: z.number(),
+      /** Sequences of the role's local context: sub-tasks it generates at once. */
+      sequences: z.number().optional(),
+      /** Set when the role runs on an OpenAI-compatible server instead of the local models. */
+      remote: z.object({ baseUrl: z.string(), model: z.string(), adapter: z.string().optional() }).optional(),
+    }),
+  ),
   distinctModels: z.number(),
   threads: z.number(),
   gpu: z.union([z.string(), z.literal(false)]),
   gpuLayers: z.record(z.string(), z.number()),
   loadMs: z.number(),
   /** What GPU fit chose (layers, context) and why, in words. */
-  fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), summary: z.string(), advice: z.string().optional() }).optional(),
+  fit: z.object({ backend: z.string(), fits: z.boolean(), contextSize: z.number(), parallel: z.number().optional(), summary: z.string(), advice: z.string().optional() }).optional(),
+  /** Sub-tasks generated at once: parallel sequences locally (as the GPU fit allows), concurrent requests remotely. */
+  parallelSubTasks: z.number().optional(),
 });
 export type LoadedModelInfo = z.infer<typeof LoadedModelInfoSchema>;
 
@@ -431,6 +461,8 @@ export const ModelFitSchema = z.object({
   devices: z.array(z.string()),
   fits: z.boolean(),
   contextSize: z.number(),
+  /** Sub-tasks RT and CG can generate in parallel (sequences that fit next to the models). */
+  parallel: z.number().optional(),
   models: z.array(z.object({ path: z.string(), roles: z.array(z.string()), layers: z.number(), gpuLayers: z.number(), adapterBytes: z.number() })),
   gpuLayers: z.record(z.string(), z.number()),
   vram: z.object({ total: z.number(), free: z.number(), needed: z.number() }),
@@ -524,10 +556,13 @@ export const requests = {
   ),
   /** Replaces one sub-task's spec with the user's edit; its code becomes stale. */
   updateSpec: request("gpiot/updateSpec", z.object({ programId: NameText, subTaskId: NameText, spec: TaskSpecSchema }).strict(), ProgramSnapshotSchema),
-  /** Queues the rest of a reviewed program: missing specs, missing or stale code, assembly. */
+  /**
+   * Queues the rest of a reviewed program: missing or stale specs, missing or stale code, assembly.
+   * With `assemble: false` it stops once every spec and code is up to date and writes no files.
+   */
   continue: request(
     "gpiot/continue",
-    z.object({ programId: NameText, review: ReviewMode.default("none"), outDir: PathText.optional(), overwrite: OverwriteMode.optional() }).strict(),
+    z.object({ programId: NameText, review: ReviewMode.default("none"), outDir: PathText.optional(), overwrite: OverwriteMode.optional(), assemble: z.boolean().optional() }).strict(),
     z.object({ jobId: z.string() }),
   ),
   /** Queues a new spec (then code) or new code for one sub-task, from its current, possibly edited, text. */
@@ -545,6 +580,33 @@ export const requests = {
     z.object({ programId: NameText, outDir: PathText.optional(), overwrite: OverwriteMode.default("never") }).strict(),
     z.object({ jobId: z.string() }),
   ),
+  /** The files an assembly would write now (nothing is written); fails with NOTHING_TO_ASSEMBLE when a part is missing. */
+  previewProgram: request(
+    "gpiot/previewProgram",
+    z.object({ programId: NameText }).strict(),
+    z.object({ files: z.array(z.object({ path: z.string(), kind: z.enum(["module", "main", "readme", "requirements", "manifest"]), content: z.string() })) }),
+  ),
+  /**
+   * Puts a program back as a client saw it: with `programId`, that program's sub-tasks, specs and
+   * code are replaced as given (undo); without, a new program is made from the data (after an engine
+   * restart, which forgets every program), keeping its `ownerId` so that it may still rewrite the
+   * folder it wrote. Answers the program as the engine now holds it.
+   */
+  restoreProgram: request(
+    "gpiot/restoreProgram",
+    z
+      .object({
+        programId: NameText.optional(),
+        ownerId: z.uuid().optional(),
+        requirement: ProseText.min(1),
+        limits: ResourceLimitsSchema.nullable().optional(),
+        subTasks: z.array(ProgramSubTaskSchema).max(12),
+        outDir: PathText.nullable().optional(),
+        files: z.array(PathText).optional(),
+      })
+      .strict(),
+    ProgramSnapshotSchema,
+  ),
   // Verify and repair
   /**
    * Queues a check of the program: static checks, then (with consent, in a trusted workspace) a
@@ -556,6 +618,12 @@ export const requests = {
     z.object({ programId: NameText, workspaceTrusted: z.boolean().optional() }).extend(VerifyParamsSchema.shape).strict(),
     z.object({ jobId: z.string() }),
   ),
+  /**
+   * What the sandbox would be for a run with the current settings, probed now (cached per
+   * interpreter): the interpreter, what isolation was found and, in `summary`, what to tell the
+   * user before asking for consent. Runs no generated code.
+   */
+  sandboxProbe: request("gpiot/sandboxProbe", empty, SandboxProbeSchema),
   // Models: downloads, removal, GPU fit
   /** What `pullModel` would fetch for a profile: files, sizes, what is already there. Opens no connection. */
   pullPlan: request("gpiot/pullPlan", z.object({ profile: NameText.optional() }).strict(), PullPlanSchema),
@@ -575,6 +643,27 @@ export const requests = {
     "gpiot/removeModel",
     z.object({ profile: NameText }).strict(),
     z.object({ profile: z.string(), removed: z.array(z.string()), kept: z.array(z.object({ path: z.string(), reason: z.string() })), freedBytes: z.number() }),
+  ),
+  /**
+   * The machine as the engine sees it: the backend its runtime uses now, GPU memory and RAM, which
+   * GPU types the drivers support, and for which of them node-llama-cpp finds a runtime (its
+   * prebuilt binaries package). Loads no model.
+   */
+  hardware: request(
+    "gpiot/hardware",
+    empty,
+    z.object({
+      backend: z.enum(["cuda", "vulkan", "metal", "cpu"]),
+      devices: z.array(z.string()),
+      vram: z.object({ total: z.number(), free: z.number() }),
+      ram: z.object({ total: z.number(), free: z.number() }),
+      platform: z.string(),
+      arch: z.string(),
+      runtimeVersion: z.string(),
+      supportedGpus: z.array(z.enum(["cuda", "vulkan", "metal"])),
+      /** The GPU runtimes that exist for this platform: the npm packages each needs, and whether node-llama-cpp finds them. */
+      gpuRuntimes: z.array(z.object({ gpu: z.enum(["cuda", "vulkan", "metal"]), packages: z.array(z.string()), installed: z.boolean() })),
+    }),
   ),
   /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
   modelFit: request("gpiot/modelFit", z.object({ profile: NameText.optional() }).strict(), ModelFitSchema),

@@ -5,9 +5,12 @@
  */
 import os from "node:os";
 import { z } from "zod";
+import { RemoteSettingsSchema } from "./shared/remoteSettings";
 
 export const GpuSetting = z.union([z.literal("auto"), z.literal(false), z.enum(["cuda", "vulkan", "metal"])]);
 export type GpuSetting = z.infer<typeof GpuSetting>;
+
+export const DEFAULT_PARALLEL_SUB_TASKS = 4;
 
 export const StageTokenLimitsSchema = z.object({
   td: z.number().int().positive().default(2048),
@@ -93,6 +96,13 @@ export const EngineSettingsSchema = z.object({
   downloadTimeoutMs: z.number().int().min(100).max(600_000).optional(),
   // Verify and repair
   verify: VerifySettingsSchema.default(VerifySettingsSchema.parse({})),
+  /**
+   * Sub-tasks generated at once: RT targets and CG run on this many sequences of the role's context
+   * (locally; the GPU fit may lower it) or as this many concurrent requests (remotely). 1: one after another.
+   */
+  parallelSubTasks: z.number().int().min(1).max(16).default(DEFAULT_PARALLEL_SUB_TASKS),
+  /** Roles that run on an OpenAI-compatible server instead of the local models. */
+  remote: RemoteSettingsSchema.optional(),
   // Retrieval
   retrieval: RetrievalSettingsSchema.default(RetrievalSettingsSchema.parse({})),
 });

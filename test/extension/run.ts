@@ -4,9 +4,12 @@
  *   2. unit tests of the extension's pure modules (node:test),
  *   3. the mocha suite in a real VS Code (code-server 4.100.3 + Chromium) against the real sidecar
  *      and the tiny test models,
- *   4. the UI test (drives the workbench: F1, Synthesize Program, typing) with screenshots,
- *   5. the packaging test (.vsix built, installed with --install-extension, its commands run).
- * Options: --only unit|suite|ui|vsix (repeatable), --grep PATTERN (suite), --skip-vsix.
+ *   4. the Restricted Mode suite (the same, with workspace trust on and the workspace untrusted),
+ *   5. the UI journey (drives the workbench like a user, from no model to an undone insertion) with
+ *      a screenshot at each step,
+ *   6. the packaging test (.vsix built, installed with --install-extension, its commands run, a
+ *      GPU runtime fetched from a loopback registry).
+ * Options: --only unit|suite|restricted|ui|vsix (repeatable), --grep PATTERN (suite), --skip-vsix.
  */
 import { execFileSync } from "node:child_process";
 import path from "node:path";
@@ -38,13 +41,14 @@ async function part(name: string, body: () => Promise<number> | number): Promise
 execFileSync(process.execPath, [path.join(REPO_ROOT, "test", "extension", "build.mjs")], { stdio: "inherit" });
 await part("unit", () => {
   try {
-    execFileSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", "test/extension/unit/commentParsing.test.ts", "test/extension/unit/outputFolders.test.ts"], { cwd: REPO_ROOT, stdio: "inherit" });
+    execFileSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", "test/extension/unit/commentParsing.test.ts", "test/extension/unit/outputFolders.test.ts", "test/extension/unit/programRules.test.ts", "test/extension/unit/gpuRuntimeInstaller.test.ts", "test/extension/unit/manifest.test.ts"], { cwd: REPO_ROOT, stdio: "inherit" });
     return 0;
   } catch {
     return 1;
   }
 });
 await part("suite", () => runSuite({ grep: values.grep }));
+await part("restricted", () => runSuite({ restricted: true }));
 await part("ui", () => runUiTest());
 await part("vsix", () => runVsixTest());
 

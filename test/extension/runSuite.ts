@@ -4,11 +4,14 @@
  */
 import path from "node:path";
 import { runExtensionTestsInCodeServer } from "../vscode/runInCodeServer";
-import { ARTIFACTS_DIR, createTestWorkspace, REPO_ROOT, requireCodeServer } from "./workspace";
+import { ARTIFACTS_DIR, createTestWorkspace, gpiotTestSettings, REPO_ROOT, requireCodeServer } from "./workspace";
 
-export async function runSuite(options: { grep?: string; timeoutMs?: number } = {}): Promise<number> {
+export async function runSuite(options: { grep?: string; timeoutMs?: number; restricted?: boolean } = {}): Promise<number> {
   requireCodeServer();
-  const workspace = createTestWorkspace("ext-suite");
+  // In Restricted Mode VS Code must ignore the workspace's values of the settings that name something to load or run.
+  const workspace = options.restricted
+    ? createTestWorkspace("ext-restricted", gpiotTestSettings({ "gpiot.modelPath": "/nonexistent/untrusted.gguf", "gpiot.pythonPath": "/nonexistent/python", "gpiot.modelsDir": "/nonexistent/models" }))
+    : createTestWorkspace("ext-suite");
   const started = Date.now();
   try {
     const code = await runExtensionTestsInCodeServer({
@@ -17,7 +20,8 @@ export async function runSuite(options: { grep?: string; timeoutMs?: number } = 
       workspace: workspace.dir,
       artifactsDir: path.join(ARTIFACTS_DIR, "extension"),
       timeoutMs: options.timeoutMs ?? 600_000,
-      env: { GPIOT_TEST_GREP: options.grep, GPIOT_REPO_ROOT: REPO_ROOT },
+      workspaceTrust: options.restricted,
+      env: { GPIOT_TEST_GREP: options.grep, GPIOT_REPO_ROOT: REPO_ROOT, GPIOT_TEST_SUITE: options.restricted ? "restricted" : undefined },
     });
     console.log(`[extension suite] exit ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return code;
@@ -29,5 +33,5 @@ export async function runSuite(options: { grep?: string; timeoutMs?: number } = 
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
   const grepAt = process.argv.indexOf("--grep");
-  process.exit(await runSuite({ grep: grepAt > 0 ? process.argv[grepAt + 1] : undefined }));
+  process.exit(await runSuite({ grep: grepAt > 0 ? process.argv[grepAt + 1] : undefined, restricted: process.argv.includes("--restricted") }));
 }

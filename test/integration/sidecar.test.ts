@@ -110,12 +110,17 @@ describe("sidecar on the tiny models", () => {
     assert.ok(order.indexOf("subTaskDecomposed") < order.indexOf("decomposed"));
     assert.ok(order.indexOf("textDelta") < order.indexOf("subTaskDecomposed"), "TD text streams before the sub-tasks are complete");
 
-    // RT for every sub-task (in order), then CG for every sub-task (in order), then files.
+    // Specs in order and code in order, then files; a sub-task's code starts once the specs up to
+    // it exist (sub-tasks run in parallel, so CG of one overlaps RT of the next).
     const specOrder = events.flatMap((event) => (event.type === "specReady" ? [event.subTaskId] : []));
     const codeOrder = events.flatMap((event) => (event.type === "codeReady" ? [event.subTaskId] : []));
     assert.deepEqual(specOrder, subTaskIds);
     assert.deepEqual(codeOrder, subTaskIds);
-    assert.ok(order.lastIndexOf("specReady") < order.indexOf("codeReady"));
+    subTaskIds.forEach((id, index) => {
+      const codeStarted = events.findIndex((event) => event.type === "stageStarted" && event.stage === "cg" && event.subTaskId === id);
+      const specsUpToIt = Math.max(...subTaskIds.slice(0, index + 1).map((earlier) => events.findIndex((event) => event.type === "specReady" && event.subTaskId === earlier)));
+      assert.ok(codeStarted > specsUpToIt, `CG of ${id} starts after the specs up to it`);
+    });
     for (const id of subTaskIds) {
       const codeDeltas = events.filter((event) => event.type === "codeDelta" && event.subTaskId === id).map((event) => (event.type === "codeDelta" ? event.text : ""));
       const ready = events.find((event) => event.type === "codeReady" && event.subTaskId === id);

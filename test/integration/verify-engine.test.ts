@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -56,6 +56,9 @@ describe("verify and repair over JSON-RPC", () => {
       verify.filter((event) => event.type !== "repairAttempt").map((event) => `${event.type}:${event.round}`),
       ["verifyStarted:0", "verifyResult:0", "verifyStarted:1", "verifyResult:1", "verifyStarted:2", "verifyResult:2"],
     );
+    const first = verify[0];
+    assert.ok(first.type === "verifyStarted" && first.sandbox, "the first check says what the sandbox is before the program runs");
+    assert.ok(first.sandbox.summary.length > 0 && ["isolated", "notIsolated"].includes(first.sandbox.outcome));
     const results = verify.filter((event) => event.type === "verifyResult");
     for (const result of results) {
       assert.ok(result.type === "verifyResult");
@@ -86,6 +89,15 @@ describe("verify and repair over JSON-RPC", () => {
     assert.ok(readdirSync(outDir).includes("main.py"));
   });
 
+  test("gpiot/sandboxProbe: what a run would get, before anything runs", async () => {
+    const probe = await sidecar.client.request("sandboxProbe");
+    assert.equal(probe.mode, "auto");
+    assert.ok(probe.python?.executable);
+    assert.ok(["isolated", "notIsolated"].includes(probe.outcome));
+    if (probe.isolated) assert.equal(probe.probed.length, 4, "each check is reported");
+    else assert.match(probe.summary, /CANNOT isolate/);
+  });
+
   test("running without consent, or in an untrusted workspace, is refused with named codes", async () => {
     const noConsent = await rpcError(sidecar.client.request("synthesize", { requirement: REQUIREMENT, verify: {} }));
     assert.equal(noConsent.data?.code, "CONSENT_REQUIRED");
@@ -111,10 +123,53 @@ describe("verify and repair over JSON-RPC", () => {
 });
 
 describe("gpiot synthesize --verify", () => {
-  function gpiot(args: string[]) {
-    const result = spawnSync(process.execPath, [cliPath, ...args], { encoding: "utf8", timeout: 120_000, stdio: ["ignore", "pipe", "pipe"] });
+  function gpiot(args: string[], env: NodeJS.ProcessEnv = process.env) {
+    const result = spawnSync(process.execPath, [cliPath, ...args], { encoding: "utf8", timeout: 120_000, stdio: ["ignore", "pipe", "pipe"], env });
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
+
+  /** A PATH with python3 but without unshare: the sandbox cannot isolate. */
+  function pathWithoutUnshare(): NodeJS.ProcessEnv {
+    const bin = mkdtempSync(path.join(scratch, "bin-"));
+    const python = spawnSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).stdout.trim();
+    symlinkSync(python, path.join(bin, "python3"));
+    return { ...process.env, PATH: bin };
+  }
+
+  /** Runs the CLI on a terminal (util-linux `script`), answering `answer` to any question. */
+  function gpiotOnTerminal(args: string[], answer: string, env: NodeJS.ProcessEnv = process.env) {
+    const command = [process.execPath, cliPath, ...args].map((part) => `'${part.replace(/'/g, "'\\''")}'`).join(" ");
+    const result = spawnSync(scriptPath, ["-qec", command, "/dev/null"], { encoding: "utf8", timeout: 120_000, input: answer, env, maxBuffer: 64 * 1024 * 1024 });
+    if (result.stdout === null) throw new Error(`script did not run: ${result.error?.message}`);
+    return { code: result.status, output: result.stdout.replace(/\r/g, "") };
+  }
+  const scriptPath = spawnSync("sh", ["-c", "command -v script"], { encoding: "utf8" }).stdout.trim();
+  const hasScript = scriptPath !== "" && spawnSync(scriptPath, ["--version"]).status === 0;
+
+  test("the prompt comes after what the sandbox probe found, and promises nothing it did not find", { skip: hasScript ? false : "util-linux script is not installed" }, () => {
+    const base = ["synthesize", REQUIREMENT, "--manifest", setup.manifestPath, "--profile", "tiny", "--threads", "1", "--verify", "--repair-rounds", "0", "--quiet"];
+    const isolatedRun = gpiotOnTerminal([...base, "--out", path.join(scratch, "tty-isolated")], "n\n");
+    const question = isolatedRun.output.search(/Run the generated program .* to check and repair it\? \[y\/N\]/);
+    const findings = isolatedRun.output.indexOf("Sandbox: ");
+    assert.ok(findings >= 0 && question > findings, isolatedRun.output);
+    assert.doesNotMatch(isolatedRun.output, /no network, read-only files/);
+    assert.match(isolatedRun.output, /no consent.*static checks only/);
+
+    const unisolated = gpiotOnTerminal([...base, "--out", path.join(scratch, "tty-unisolated")], "n\n", pathWithoutUnshare());
+    const warning = unisolated.output.search(/Sandbox: The sandbox CANNOT isolate the program here \(unshare is not usable here/);
+    const unisolatedQuestion = unisolated.output.indexOf("Run the generated program WITHOUT isolation to check and repair it? [y/N]");
+    assert.ok(warning >= 0 && unisolatedQuestion > warning, unisolated.output);
+  });
+
+  test("--yes where isolation is unavailable: 'auto' falls back only after saying so", () => {
+    const out = path.join(scratch, "cli-unisolated");
+    const { code, stderr } = gpiot(["synthesize", REQUIREMENT, "--out", out, "--manifest", setup.manifestPath, "--profile", "tiny", "--threads", "1", "--verify", "--yes", "--repair-rounds", "0"], pathWithoutUnshare());
+    assert.equal(code, 6, stderr);
+    const said = stderr.search(/Sandbox: The sandbox CANNOT isolate the program here/);
+    const running = stderr.search(/Verifying the program \(static checks and a sandboxed run\) \[sandbox NOT isolated: unshare is not usable here/);
+    assert.ok(said >= 0 && running > said, stderr);
+    assert.match(stderr, /Running it without isolation \(--yes\)/);
+  });
 
   test("--yes runs the check and repairs; exit code 6 reports the failed verification", () => {
     const out = path.join(scratch, "cli-yes");

@@ -101,8 +101,8 @@ describe("planFit on simulated devices", () => {
         layers: (file) => (file === embeddingPath ? Promise.resolve(13) : roleEstimator.layers(file)),
         trainContextSize: (file) => (file === embeddingPath ? Promise.resolve(512) : roleEstimator.trainContextSize(file)),
         model: (file, layers) => (file === embeddingPath ? Promise.resolve(layers ? { vram: 40 * 1024 ** 2, ram: 1024 ** 2 } : { vram: 0, ram: 41 * 1024 ** 2 }) : roleEstimator.model(file, layers)),
-        context: (file, layers, contextSize) => {
-          if (file !== embeddingPath) return roleEstimator.context(file, layers, contextSize);
+        context: (file, layers, contextSize, sequences) => {
+          if (file !== embeddingPath) return roleEstimator.context(file, layers, contextSize, sequences);
           contexts.push(contextSize);
           return Promise.resolve(layers ? { vram: 20 * 1024 ** 2, ram: 0 } : { vram: 0, ram: 20 * 1024 ** 2 });
         },

@@ -68,13 +68,36 @@ describe("program state", () => {
     return program;
   }
 
-  test("editing one sub-task clears its spec and code; unchanged ones keep theirs", () => {
+  test("editing one sub-task keeps its spec and code, marked out of date; unchanged ones stay as they were", () => {
     const program = programWithCode();
     const [a, b, c] = program.subTasks.map((entry) => entry.id);
+    const before = structuredClone(program.subTasks[1]);
     program.replaceSubTasks([{ id: a, subTask: sampleSubTasks[0] }, { id: b, subTask: { ...sampleSubTasks[1], name: "Detect QRS" } }, { id: c, subTask: sampleSubTasks[2] }]);
-    assert.deepEqual(program.subTasks.map((entry) => entry.codeState), ["done", "pending", "done"]);
-    assert.equal(program.subTasks[1].spec, null);
+    assert.deepEqual(program.subTasks.map((entry) => entry.codeState), ["done", "stale", "done"]);
+    assert.deepEqual(program.subTasks[1].spec, before.spec, "the spec is kept");
+    assert.deepEqual(program.subTasks[1].artifact, before.artifact, "the code is kept");
+    assert.equal(program.subTasks[1].specStale, true);
     assert.equal(program.subTasks[1].id, b);
+    assert.deepEqual(program.subTasks.map((entry) => entry.specStale ?? false), [false, true, false]);
+    const missing = program.parts();
+    assert.ok("missing" in missing && missing.missing.id === b, "nothing assembles until it is regenerated");
+    program.setSpec(b, { target: "t3", inputs: [], outputs: [{ name: "o", type: "int", description: "d" }] });
+    assert.equal(program.find(b)!.specStale, undefined, "a new spec is up to date");
+    assert.equal(program.find(b)!.codeState, "stale", "its code still needs regenerating");
+  });
+
+  test("restore puts sub-tasks back exactly, and new ids never collide with restored ones", () => {
+    const program = programWithCode();
+    const saved = structuredClone(program.subTasks);
+    program.replaceSubTasks([{ id: saved[2].id, subTask: saved[2].subTask }, { subTask: { name: "New", problem: "p", steps: ["s"] } }]);
+    program.restore(saved);
+    assert.deepEqual(program.subTasks, saved, "order, text, specs, code and states as before");
+    const elsewhere = new Program("p2", "Detect heartbeats", null);
+    elsewhere.restore([{ ...saved[0], id: "p2-st7", codeState: "streaming" }]);
+    assert.equal(elsewhere.subTasks[0].codeState, "stale", "code that was streaming is not finished");
+    elsewhere.replaceSubTasks([{ id: "p2-st7", subTask: saved[0].subTask }, { subTask: { name: "New", problem: "p", steps: ["s"] } }]);
+    assert.equal(elsewhere.subTasks[1].id, "p2-st8");
+    assert.throws(() => elsewhere.restore([saved[0], saved[0]]), /unique/);
   });
 
   test("reordering makes code after the change stale; added sub-tasks get new ids", () => {

@@ -351,16 +351,17 @@ describe("the index on disk", () => {
     const indexDir = path.join(scratch, "cancelled");
     const first = path.join(scratch, "cancel-first");
     writeDocs(first, { "notes.md": "# Notes\n\nA Butterworth band-pass filter between 5 and 15 Hz isolates the QRS complex.\n" });
-    let retrieval: RetrievalService;
     class CancellingEmbedder extends HashingEmbedder {
       cancelAfter = Infinity;
+      cancel: () => void = () => undefined;
       override async embedDocument(text: string): Promise<Float32Array> {
-        if (this.documents + 1 >= this.cancelAfter) retrieval.cancel();
+        if (this.documents + 1 >= this.cancelAfter) this.cancel();
         return super.embedDocument(text);
       }
     }
     const embedder = new CancellingEmbedder();
-    retrieval = service(indexDir, {}, embedder);
+    const retrieval = service(indexDir, {}, embedder);
+    embedder.cancel = () => retrieval.cancel();
     await retrieval.add({ path: first });
     const before = { index: readFileSync(path.join(indexDir, "index.json"), "utf8"), sources: readFileSync(path.join(indexDir, "sources.json"), "utf8"), entries: readdirSync(indexDir).sort(), listing: retrieval.list() };
 

@@ -11,6 +11,7 @@ import { describe, test } from "node:test";
 import { assembleProgram } from "../../sidecar/src/pipeline/assembleProgram";
 import type { TaskSpec } from "../../sidecar/src/schemas";
 import { probeIsolation, resolvePython } from "../../sidecar/src/verify/pythonEnv";
+import { shippedPythonPath } from "../../sidecar/src/verify/pythonFiles";
 import { inputFiles, runInSandbox, type SandboxOptions } from "../../sidecar/src/verify/sandbox";
 
 const spec: TaskSpec = {
@@ -139,13 +140,16 @@ describe("sandboxed runs", () => {
     await assert.rejects(run("def run(signal):\n    return {}\n", { python: "/nonexistent/python3" }), { code: "VERIFY_UNAVAILABLE" });
   });
 
-  test("unprivileged users get the same namespaces (checked as nobody when run as root)", async (t) => {
+  test("unprivileged users get the same namespaces (the shipped probe, run as nobody when run as root)", async (t) => {
     if (process.getuid?.() !== 0 || !existsSync("/usr/bin/setpriv") || !existsSync("/usr/bin/python3")) return t.skip("needs root, setpriv and /usr/bin/python3");
-    const probe = "import socket, json\ns = socket.socket()\ns.settimeout(2)\nprint(json.dumps([[n for _, n in socket.if_nameindex()], s.connect_ex(('192.0.2.1', 80))]))";
-    const result = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "--kill-child", "--", "/usr/bin/python3", "-c", probe], { encoding: "utf8", cwd: "/" });
+    const args = ["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--", "/usr/bin/python3", "-B", shippedPythonPath("isolation_probe.py")];
+    const result = spawnSync("setpriv", args, { encoding: "utf8", cwd: "/" });
     if (result.status !== 0) return t.skip(`unprivileged user namespaces are not available here: ${result.stderr.trim()}`);
-    const [names, code] = JSON.parse(result.stdout) as [string[], number];
-    assert.deepEqual(names, ["lo"]);
-    assert.notEqual(code, 0);
+    const probe = JSON.parse(result.stdout) as { interfaces: string[]; connect: number; pid: number; readOnly: boolean; capabilitiesDropped: boolean };
+    assert.deepEqual(probe.interfaces, ["lo"]);
+    assert.notEqual(probe.connect, 0);
+    assert.equal(probe.pid, 1);
+    assert.equal(probe.readOnly, true);
+    assert.equal(probe.capabilitiesDropped, true);
   });
 });

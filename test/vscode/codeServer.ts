@@ -43,6 +43,15 @@ export const DEFAULT_USER_SETTINGS: Readonly<Record<string, unknown>> = {
   "chat.disableAIFeatures": true,
 };
 
+/** Workspace trust on, no prompt: an untrusted folder opens in Restricted Mode. */
+const TRUST_SETTINGS: Readonly<Record<string, unknown>> = {
+  "security.workspace.trust.enabled": true,
+  "security.workspace.trust.startupPrompt": "never",
+  "security.workspace.trust.banner": "never",
+  "security.workspace.trust.emptyWindow": false,
+  "security.workspace.trust.untrustedFiles": "open",
+};
+
 export interface StartCodeServerOptions {
   /** Folder opened as the workspace (also passed on code-server's command line). */
   workspace: string;
@@ -56,6 +65,11 @@ export interface StartCodeServerOptions {
    * flag) to an extension under test: it reads it with process.env.NAME.
    */
   env?: Record<string, string | undefined>;
+  /**
+   * Keep VS Code's workspace trust on (default off): a workspace that was never trusted then opens
+   * in Restricted Mode, without the trust prompt.
+   */
+  workspaceTrust?: boolean;
   /** Milliseconds to wait for /healthz (default 30 s). */
   startTimeoutMs?: number;
   /** Receives every line code-server prints (default: dropped; always kept in `logFile`). */
@@ -245,7 +259,7 @@ export async function startCodeServer(opts: StartCodeServerOptions): Promise<Cod
     await mkdir(configDir, { recursive: true });
     await writeFile(
       path.join(userDataDir, "User", "settings.json"),
-      JSON.stringify({ ...DEFAULT_USER_SETTINGS, ...opts.userSettings }, null, 2),
+      JSON.stringify({ ...DEFAULT_USER_SETTINGS, ...(opts.workspaceTrust ? TRUST_SETTINGS : {}), ...opts.userSettings }, null, 2),
     );
     const configFile = path.join(configDir, "config.yaml");
     // Flags on the command line win; the file only stops code-server from writing ~/.config.
@@ -261,7 +275,7 @@ export async function startCodeServer(opts: StartCodeServerOptions): Promise<Cod
       "--auth", "none",
       "--disable-telemetry",
       "--disable-update-check",
-      "--disable-workspace-trust",
+      ...(opts.workspaceTrust ? [] : ["--disable-workspace-trust"]),
       "--disable-getting-started-override",
       "--extensions-dir", extensionsDir,
       "--user-data-dir", userDataDir,

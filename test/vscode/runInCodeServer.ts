@@ -53,6 +53,8 @@ export interface RunExtensionTestsOptions {
   userSettings?: Record<string, unknown>;
   /** Pre-installed extensions (e.g. from installVsixIntoCodeServer). */
   extensionsDir?: string;
+  /** Workspace trust on: the (never trusted) workspace opens in Restricted Mode. */
+  workspaceTrust?: boolean;
   /** Receives each extension-host/workbench log line (default: written to stdout). */
   onLog?: (level: string, message: string) => void;
   /** Also print browser console messages and code-server output (or set GPIOT_VSCODE_VERBOSE=1). */
@@ -226,6 +228,7 @@ export async function runExtensionTestsInCodeServer(opts: RunExtensionTestsOptio
       workspace: opts.workspace,
       extensionsDir: opts.extensionsDir,
       userSettings: opts.userSettings,
+      workspaceTrust: opts.workspaceTrust,
       env: opts.env,
       onOutput: verbose ? (l) => console.log(`[code-server] ${l}`) : undefined,
     });
@@ -280,6 +283,7 @@ export async function runExtensionTestsInCodeServer(opts: RunExtensionTestsOptio
 
 export interface OpenWorkbenchOptions {
   workspace: string;
+  workspaceTrust?: boolean;
   /** Extension loaded in development mode (optional: installed extensions still load). */
   extensionDevelopmentPath?: string;
   extensionsDir?: string;
@@ -308,6 +312,7 @@ export async function openWorkbench(opts: OpenWorkbenchOptions): Promise<Workben
     workspace: opts.workspace,
     extensionsDir: opts.extensionsDir,
     userSettings: opts.userSettings,
+    workspaceTrust: opts.workspaceTrust,
     env: opts.env,
     onOutput: verbose ? (l) => console.log(`[code-server] ${l}`) : undefined,
   });

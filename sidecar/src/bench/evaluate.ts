@@ -1,6 +1,7 @@
 /**
  * Scores one program on one task: static checks, then a sandboxed run per data item (an ECG
- * record, a test split) with the task's inputs, then the task metric on the values it returned.
+ * record, a test split) with the task's visible inputs copied into the working copy and the
+ * folders holding the answers hidden, then the task metric on the values it returned.
  *
  * Binding: the bench passes the contract's inputs (e.g. record_path) by name. A model may name
  * an input differently; inputs of the program that nothing provides are bound to the contract
@@ -102,14 +103,16 @@ export async function evaluateProgram(files: ProgramFileLike[], prepared: Prepar
   const outputsPerRun: unknown[] = [];
   for (const run of prepared.runs) {
     const inputs: Record<string, unknown> = {};
-    for (const [programName, contractName] of Object.entries(result.binding)) inputs[programName] = (run as BenchRun).inputs[contractName];
-    for (const name of contractInputs) if (!(name in inputs)) inputs[name] = run.inputs[name];
+    for (const [programName, contractName] of Object.entries(result.binding)) inputs[programName] = (run as BenchRun).sandboxInputs[contractName];
+    for (const name of contractInputs) if (!(name in inputs)) inputs[name] = run.sandboxInputs[name];
     const outcome = await verifyProgram({
       files,
       execute: true,
       exactInputs: true,
       skipStatic: true,
       inputs,
+      copies: run.copies,
+      hidePaths: prepared.hidePaths,
       want: contractOutputs,
       settings: { ...settings, timeoutMs: task.timeoutMs, memoryMB: task.memoryMB },
       signal,

@@ -84,16 +84,18 @@ export interface HarGeneration {
   trainPerActivity: number;
   testPerActivity: number;
   seed: number;
+  /** Write test/y_test.txt (default true); IoT Bench keeps the test labels in memory only. */
+  testLabels?: boolean;
 }
 
-async function writeSplit(root: string, split: "train" | "test", rows: { activity: number; subject: number; channels: number[][] }[]): Promise<void> {
+async function writeSplit(root: string, split: "train" | "test", rows: { activity: number; subject: number; channels: number[][] }[], labels: boolean): Promise<void> {
   const dir = path.join(root, split, "Inertial Signals");
   await mkdir(dir, { recursive: true });
   for (const [index, channel] of CHANNELS.entries()) {
     const text = rows.map((row) => `${row.channels[index].map(uciNumber).join(" ")}\n`).join("");
     await writeFile(path.join(dir, `${channel}_${split}.txt`), text);
   }
-  await writeFile(path.join(root, split, `y_${split}.txt`), rows.map((row) => `${row.activity + 1}\n`).join(""));
+  if (labels) await writeFile(path.join(root, split, `y_${split}.txt`), rows.map((row) => `${row.activity + 1}\n`).join(""));
   await writeFile(path.join(root, split, `subject_${split}.txt`), rows.map((row) => `${row.subject}\n`).join(""));
 }
 
@@ -122,8 +124,8 @@ export async function generateHar(root: string, options: HarGeneration): Promise
   const train = make(options.trainPerActivity, [0, 1, 2, 3, 4, 5, 6]);
   const test = make(options.testPerActivity, [7, 8, 9]);
   await mkdir(root, { recursive: true });
-  await writeSplit(root, "train", train);
-  await writeSplit(root, "test", test);
+  await writeSplit(root, "train", train, true);
+  await writeSplit(root, "test", test, options.testLabels ?? true);
   await writeFile(path.join(root, "activity_labels.txt"), HAR_ACTIVITIES.map((name, index) => `${index + 1} ${name}\n`).join(""));
   await writeFile(path.join(root, "README.txt"), "Synthetic IMU windows in the UCI HAR layout, written by GPIoT's IoT Bench generator. Not real data.\n");
   return test.map((row) => row.activity + 1);

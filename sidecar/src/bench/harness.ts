@@ -13,13 +13,13 @@ import { ENGINE_VERSION, SynthesisEngine } from "../engine/engine";
 import { assembleProgram } from "../pipeline/assembleProgram";
 import { parseResourceLimits } from "../pipeline/requirement";
 import type { ProgramFileLike, VerifySettingsLike } from "../verify/verifier";
-import { resolvePython, probeIsolation } from "../verify/pythonEnv";
+import { probeIsolation, resolvePython, type IsolationSupport } from "../verify/pythonEnv";
 import { prepareTask, type PreparedTask } from "./data";
 import { emptyEvaluation, evaluateProgram, type ProgramEvaluation } from "./evaluate";
 import { passAtK } from "./scorers";
 import { loadSolutions, loadTasks, type BenchTask, type Solution } from "./tasks";
 
-export type SystemSpec = { kind: "profile"; profile: string } | { kind: "model"; modelPath: string } | { kind: "solutions" };
+export type SystemSpec = { kind: "profile"; profile: string } | { kind: "model"; modelPath: string } | { kind: "solutions" } | { kind: "remote"; label: string };
 
 export interface BenchOptions {
   root: string;
@@ -37,6 +37,8 @@ export interface BenchOptions {
   /** Repair rounds during synthesis (0 = the raw model, as the paper measures). */
   repairRounds: number;
   verify: VerifySettingsLike;
+  /** Programs synthesized and scored at once (each on an engine of its own); more than 1 needs every role on a remote server. */
+  concurrency?: number;
   log(line: string): void;
   signal?: AbortSignal;
 }
@@ -84,14 +86,15 @@ export interface TaskResult {
 export interface BenchReport {
   createdAt: string;
   gpiotVersion: string;
-  options: { n: number; k: number; repairRounds: number; systems: string[]; tasks: string[]; records?: number };
-  environment: { python: string; pythonVersion: string; isolation: string; platform: string };
+  options: { n: number; k: number; repairRounds: number; systems: string[]; tasks: string[]; records?: number; concurrency?: number };
+  environment: { python: string; pythonVersion: string; isolation: string; platform: string; /** Where the withheld answers were, as far as the programs could tell. */ answers: string };
   tasks: { id: string; title: string; source: "synthetic" | "real"; dataDir: string; items: number; metric: string; pass: Record<string, number>; constraints?: string }[];
   results: TaskResult[];
   totalMs: number;
 }
 
 function systemName(system: SystemSpec): string {
+  if (system.kind === "remote") return `remote:${system.label}`;
   return system.kind === "profile" ? `profile:${system.profile}` : system.kind === "model" ? `model:${path.basename(system.modelPath)}` : "solutions";
 }
 
@@ -187,12 +190,18 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const tasks = await loadTasks(options.root, options.taskIds);
   await mkdir(options.outDir, { recursive: true });
   const python = await resolvePython(options.verify.python);
-  const isolation = await probeIsolation(python.executable);
-  options.log(`Python ${python.version} (${python.executable}); sandbox: ${isolation.available ? "network and filesystem isolated" : `NOT isolated (${isolation.reason})`}`);
+  const isolation: IsolationSupport = options.verify.isolation === "off" ? { available: false, prefix: [], reason: "isolation turned off", probed: [] } : await probeIsolation(python.executable);
+  options.log(
+    `Python ${python.version} (${python.executable}); sandbox: ${isolation.available ? `isolated (${isolation.probed.join("; ")})` : `NOT isolated (${isolation.reason}): programs run with your user's rights and network access`}`,
+  );
   const prepared: PreparedTask[] = [];
+  const answers: string[] = [];
   for (const task of tasks) {
     const item = await prepareTask(task, path.join(options.outDir, "data"), { realPath: options.dataPaths[task.id], records: options.records });
     options.log(`${task.id}: ${item.source} data, ${item.runs.length} item(s) in ${item.dataDir}`);
+    const where = answersStatement(item, isolation);
+    if (item.source === "real" && !isolation.available) options.log(`WARNING ${task.id}: ${where}`);
+    answers.push(`${task.id}: ${where}`);
     prepared.push(item);
   }
   const results: TaskResult[] = [];
@@ -210,58 +219,91 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       }
       continue;
     }
-    const engine = new SynthesisEngine({ ...options.engineSettings, ...(system.kind === "profile" ? { profile: system.profile, modelPath: undefined } : { modelPath: system.modelPath }) });
+    const concurrency = Math.max(1, options.concurrency ?? 1);
+    const engineSettings = {
+      ...options.engineSettings,
+      ...(system.kind === "profile" ? { profile: system.profile, modelPath: undefined } : system.kind === "model" ? { modelPath: system.modelPath } : {}),
+    };
+    const remoteRoles = Object.values(options.engineSettings.remote?.roles ?? {}).filter(Boolean).length;
+    if (concurrency > 1 && remoteRoles < 3)
+      throw new Error(`--concurrency ${concurrency} needs every role on a remote server (each concurrent program has an engine of its own; local models would be loaded ${concurrency} times). Locally, sub-tasks already run in parallel (--parallel).`);
+    const engines: SynthesisEngine[] = [];
     try {
-      options.log(`${name}: loading models`);
-      await engine.loadModels(system.kind === "profile" ? { profile: system.profile } : { modelPath: system.modelPath });
-      for (const item of prepared) {
-        const programs: ProgramResult[] = [];
-        for (let index = 0; index < options.n; index++) {
-          if (options.signal?.aborted) throw new Error("Cancelled");
-          // Each sample gets its own seed (the model host reads the live settings), so samples differ yet reproduce.
-          if (options.engineSettings.seed !== undefined || options.n > 1) engine.settings.seed = (options.engineSettings.seed ?? 1000) + index;
-          const programDir = path.join(options.outDir, "programs", name.replace(/[^A-Za-z0-9._-]+/g, "_"), item.task.id, String(index + 1).padStart(2, "0"));
-          const event = await synthesizeOne(engine, item.task, programDir, item, options.repairRounds);
-          let program: ProgramResult;
-          if (event.type === "jobFinished") {
-            const evaluation = await evaluateProgram(await readProgramFolder(programDir), item, options.verify, options.signal);
-            program = {
-              ...evaluation,
-              index,
-              name: programDir,
-              formatOk: true,
-              synthesisMs: event.totalMs,
-              tokens: event.tokens,
-              tokensPerSecond: event.totalMs > 0 ? event.tokens / (event.totalMs / 1000) : null,
-              ...(event.verification ? { verification: { status: event.verification.status, rounds: event.verification.rounds } } : {}),
-            };
-          } else {
-            program = {
-              index,
-              name: programDir,
-              // A failed synthesis made no program, whatever the reason: its format counts as wrong.
-              formatOk: false,
-              synthesisMs: event.type === "jobFailed" ? event.totalMs : null,
-              tokens: null,
-              tokensPerSecond: null,
-              synthesisError: event.type === "jobFailed" ? `${event.error.code}: ${event.error.message}` : "no result",
-              ...emptyEvaluation(event.type === "jobFailed" ? event.error.message : "synthesis failed"),
-            };
-          }
-          programs.push(program);
-          options.log(`${item.task.id} / ${name} #${index + 1}: ${describeProgram(program)}`);
-        }
-        results.push(aggregate(name, item.task, options.k, programs));
+      options.log(`${name}: loading models${concurrency > 1 ? ` (${concurrency} programs at once)` : ""}`);
+      for (let i = 0; i < concurrency; i++) {
+        const engine = new SynthesisEngine(engineSettings);
+        engines.push(engine);
+        await engine.loadModels(system.kind === "profile" ? { profile: system.profile } : system.kind === "model" ? { modelPath: system.modelPath } : {});
       }
+      const work = prepared.flatMap((item) => Array.from({ length: options.n }, (_, index) => ({ item, index })));
+      const done = new Map<PreparedTask, ProgramResult[]>(prepared.map((item) => [item, []]));
+      const runOne = async (engine: SynthesisEngine, { item, index }: { item: PreparedTask; index: number }): Promise<void> => {
+        // Each sample gets its own seed (the model host reads the live settings), so samples differ yet reproduce.
+        if (options.engineSettings.seed !== undefined || options.n > 1) engine.settings.seed = (options.engineSettings.seed ?? 1000) + index;
+        const programDir = path.join(options.outDir, "programs", name.replace(/[^A-Za-z0-9._-]+/g, "_"), item.task.id, String(index + 1).padStart(2, "0"));
+        const event = await synthesizeOne(engine, item.task, programDir, item, options.repairRounds);
+        let program: ProgramResult;
+        if (event.type === "jobFinished") {
+          const evaluation = await evaluateProgram(await readProgramFolder(programDir), item, options.verify, options.signal);
+          program = {
+            ...evaluation,
+            index,
+            name: programDir,
+            formatOk: true,
+            synthesisMs: event.totalMs,
+            tokens: event.tokens,
+            tokensPerSecond: event.totalMs > 0 ? event.tokens / (event.totalMs / 1000) : null,
+            ...(event.verification ? { verification: { status: event.verification.status, rounds: event.verification.rounds } } : {}),
+          };
+        } else {
+          program = {
+            index,
+            name: programDir,
+            // A failed synthesis made no program, whatever the reason: its format counts as wrong.
+            formatOk: false,
+            synthesisMs: event.type === "jobFailed" ? event.totalMs : null,
+            tokens: null,
+            tokensPerSecond: null,
+            synthesisError: event.type === "jobFailed" ? `${event.error.code}: ${event.error.message}` : "no result",
+            ...emptyEvaluation(event.type === "jobFailed" ? event.error.message : "synthesis failed"),
+          };
+        }
+        done.get(item)!.push(program);
+        options.log(`${item.task.id} / ${name} #${index + 1}: ${describeProgram(program)}`);
+      };
+      let next = 0;
+      await Promise.all(
+        engines.map(async (engine) => {
+          while (next < work.length) {
+            if (options.signal?.aborted) throw new Error("Cancelled");
+            await runOne(engine, work[next++]);
+          }
+        }),
+      );
+      for (const item of prepared) results.push(aggregate(name, item.task, options.k, done.get(item)!.sort((a, b) => a.index - b.index)));
     } finally {
-      await engine.dispose();
+      for (const engine of engines) await engine.dispose();
     }
   }
   return {
     createdAt: new Date().toISOString(),
     gpiotVersion: ENGINE_VERSION,
-    options: { n: options.n, k: options.k, repairRounds: options.repairRounds, systems: options.systems.map(systemName), tasks: tasks.map((task) => task.id), ...(options.records ? { records: options.records } : {}) },
-    environment: { python: python.executable, pythonVersion: python.version, isolation: isolation.available ? "user+network+mount+pid namespaces" : `none (${isolation.reason})`, platform: `${process.platform}-${process.arch}` },
+    options: {
+      n: options.n,
+      k: options.k,
+      repairRounds: options.repairRounds,
+      systems: options.systems.map(systemName),
+      tasks: tasks.map((task) => task.id),
+      ...(options.records ? { records: options.records } : {}),
+      ...((options.concurrency ?? 1) > 1 ? { concurrency: options.concurrency } : {}),
+    },
+    environment: {
+      python: python.executable,
+      pythonVersion: python.version,
+      isolation: isolation.available ? "user+network+mount+pid namespaces" : `none (${isolation.reason})`,
+      platform: `${process.platform}-${process.arch}`,
+      answers: answers.join("; "),
+    },
     tasks: prepared.map((item) => ({
       id: item.task.id,
       title: item.task.title,
@@ -275,6 +317,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     results,
     totalMs: Math.round(performance.now() - started),
   };
+}
+
+/** Whether a task's withheld answers were within the programs' reach, in words. */
+function answersStatement(item: PreparedTask, isolation: IsolationSupport): string {
+  if (item.source === "synthetic") return isolation.available ? "never written to disk (held by the harness); the data folder is hidden from the programs" : "never written to disk (held by the harness)";
+  if (isolation.available) return "hidden from the programs (the dataset's folder is empty in their view)";
+  return `READABLE by the programs: the dataset's folder holds them and the sandbox cannot hide folders here (${isolation.reason}); scores on this data are not protected against a program that looks for them`;
 }
 
 export function describeProgram(program: ProgramResult): string {

@@ -93,9 +93,11 @@ export interface MultimodalGeneration {
   trainPerClass: number;
   testPerClass: number;
   seed: number;
+  /** Write test/labels.npy (default true); IoT Bench keeps the test labels in memory only. */
+  testLabels?: boolean;
 }
 
-async function writeSplit(dir: string, labels: number[], random: Random): Promise<void> {
+async function writeSplit(dir: string, labels: number[], random: Random, writeLabels: boolean): Promise<void> {
   await mkdir(dir, { recursive: true });
   const n = labels.length;
   const stack = (size: number, make: (label: number) => Float32Array) => {
@@ -106,7 +108,7 @@ async function writeSplit(dir: string, labels: number[], random: Random): Promis
   await writeNpy(path.join(dir, "audio.npy"), { dtype: "<f4", data: stack(BANDS * FRAMES, (label) => audio(label, random)), shape: [n, BANDS, FRAMES] });
   await writeNpy(path.join(dir, "depth.npy"), { dtype: "<f4", data: stack(SIDE * SIDE, (label) => depth(label, random)), shape: [n, SIDE, SIDE] });
   await writeNpy(path.join(dir, "radar.npy"), { dtype: "<f4", data: stack(BINS * FRAMES, (label) => radar(label, random)), shape: [n, BINS, FRAMES] });
-  await writeNpy(path.join(dir, "labels.npy"), { dtype: "<i8", data: BigInt64Array.from(labels.map(BigInt)), shape: [n] });
+  if (writeLabels) await writeNpy(path.join(dir, "labels.npy"), { dtype: "<i8", data: BigInt64Array.from(labels.map(BigInt)), shape: [n] });
 }
 
 function shuffledLabels(perClass: number, random: Random): number[] {
@@ -118,13 +120,13 @@ function shuffledLabels(perClass: number, random: Random): number[] {
   return labels;
 }
 
-/** Writes `<root>/train` and `<root>/test` (both with labels.npy) and returns the test labels. */
+/** Writes `<root>/train` and `<root>/test` (both with labels.npy unless `testLabels` is false) and returns the test labels. */
 export async function generateMultimodal(root: string, options: MultimodalGeneration): Promise<number[]> {
   const random = seededRandom(options.seed);
   const train = shuffledLabels(options.trainPerClass, random);
   const test = shuffledLabels(options.testPerClass, random);
-  await writeSplit(path.join(root, "train"), train, random);
-  await writeSplit(path.join(root, "test"), test, random);
+  await writeSplit(path.join(root, "train"), train, random, true);
+  await writeSplit(path.join(root, "test"), test, random, options.testLabels ?? true);
   await writeFile(path.join(root, "classes.json"), `${JSON.stringify(MULTIMODAL_CLASSES)}\n`);
   await writeFile(path.join(root, "README.txt"), "Synthetic audio/depth/radar activity data written by GPIoT's IoT Bench generator. Not real data.\n");
   return test;

@@ -120,7 +120,7 @@ small{color:#666;font-weight:normal}
 section{margin-bottom:2.5em}
 </style></head><body>
 <h1>IoT Bench report</h1>
-<p>GPIoT ${escapeHtml(report.gpiotVersion)}, ${escapeHtml(report.createdAt)}; n = ${report.options.n}, k = ${report.options.k}, repair rounds ${report.options.repairRounds}; Python ${escapeHtml(report.environment.pythonVersion)}; sandbox: ${escapeHtml(report.environment.isolation)}; ${(report.totalMs / 1000).toFixed(1)} s.</p>
+<p>GPIoT ${escapeHtml(report.gpiotVersion)}, ${escapeHtml(report.createdAt)}; n = ${report.options.n}, k = ${report.options.k}, repair rounds ${report.options.repairRounds}; Python ${escapeHtml(report.environment.pythonVersion)}; sandbox: ${escapeHtml(report.environment.isolation)}; answers: ${escapeHtml(report.environment.answers)}; ${(report.totalMs / 1000).toFixed(1)} s.</p>
 <p>format: synthesis produced a valid program; compile: every module parses; run: it ran to the end on every item with the contract's outputs; pass@k: unbiased estimator over n programs (pass@1 and pass@k agree when k = 1); metric: mean over programs that ran; run ms: wall time per run (interpreter start included); pipeline ms: time in the sub-tasks' run() calls; peak MB: peak resident memory; within limits: share of the programs that ran whose peak memory and pipeline time met the task's stated constraints.</p>
 ${sections.join("\n")}
 </body></html>

@@ -9,6 +9,7 @@ import { runBench, type SystemSpec } from "../bench/harness";
 import { formatTable, writeReports } from "../bench/report";
 import { defaultBenchRoot } from "../bench/tasks";
 import { EngineSettingsSchema, type EngineSettingsInput } from "../settings";
+import { backendSettings, REMOTE_OPTIONS, REMOTE_USAGE } from "./remoteOptions";
 
 const BENCH_USAGE = `gpiot bench - IoT Bench: synthesize programs for IoT tasks, run them in the sandbox, score them
 
@@ -34,7 +35,10 @@ Options:
       --python PATH        the Python interpreter to run programs with (default python3)
       --bench-root DIR     an iotbench/ folder other than the shipped one
       --json               print report.json to stdout instead of the table
+      --concurrency N      programs synthesized and scored at once (default 1); above 1 needs --backend openai
   -q, --quiet              no progress lines on stderr
+
+${REMOTE_USAGE}
 
 The bench runs generated programs in the sandbox (no network, read-only files, time and memory
 limits where the OS allows it); running the command is your consent to that.
@@ -79,6 +83,8 @@ export async function benchCommand(args: string[]): Promise<number> {
         json: { type: "boolean" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
+        concurrency: { type: "string" },
+        ...REMOTE_OPTIONS,
       },
     }));
   } catch (error) {
@@ -103,11 +109,18 @@ export async function benchCommand(args: string[]): Promise<number> {
     if (n < k) throw new BenchUsageError(`--n (${n}) must be at least --k (${k})`);
     const records = values.records === undefined ? undefined : positiveInteger("records", values.records, 1);
     const repairRounds = positiveInteger("repair-rounds", values["repair-rounds"], 0, 0);
+    const concurrency = positiveInteger("concurrency", values.concurrency, 1);
+    const backend = backendSettings(values, (message) => {
+      throw new BenchUsageError(message);
+    });
+    if (concurrency > 1 && !backend.remote) throw new BenchUsageError("--concurrency above 1 needs --backend openai: each concurrent program gets an engine of its own, and local models would be loaded once per program");
     if (values.profile && values.model) throw new BenchUsageError("use either --profile or --model, not both");
     const systems: SystemSpec[] = [];
     for (const profile of (values.profile ?? "").split(",").filter(Boolean)) systems.push({ kind: "profile", profile });
     for (const modelPath of (values.model ?? "").split(",").filter(Boolean)) systems.push({ kind: "model", modelPath: path.resolve(modelPath) });
     if (values.solutions) systems.push({ kind: "solutions" });
+    const remoteEndpoints = Object.values(backend.remote?.roles ?? {}).filter((endpoint) => endpoint !== undefined);
+    if (!systems.length && remoteEndpoints.length === 3) systems.push({ kind: "remote", label: `${remoteEndpoints[0].model}@${new URL(remoteEndpoints[0].baseUrl).host}` });
     if (!systems.length) systems.push({ kind: "profile", profile: "" });
     const dataPaths: Record<string, string> = {};
     for (const pair of values.data ?? []) {
@@ -117,6 +130,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     }
     const temperature = values.temperature === undefined ? (n > 1 ? 0.8 : 0) : Number(values.temperature);
     const parsed = EngineSettingsSchema.safeParse({
+      ...backend,
       threads: values.threads === undefined ? undefined : Number(values.threads),
       temperature,
       seed: values.seed === undefined ? undefined : Number(values.seed),
@@ -144,6 +158,7 @@ export async function benchCommand(args: string[]): Promise<number> {
       records,
       engineSettings,
       repairRounds,
+      concurrency,
       verify: { python: parsed.data.verify.pythonPath ?? parsed.data.python, timeoutMs: parsed.data.verify.timeoutMs, memoryMB: parsed.data.verify.memoryMB },
       log,
       signal: controller.signal,

@@ -21,11 +21,12 @@ import { askYesNo } from "./askYesNo";
 import { ProgressDisplay } from "./progressDisplay";
 import { modelsCommand } from "./modelsCommand";
 import type { VerifyRequest } from "../verify/report";
-import { askConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
+import { askRunConsent, describeVerifyEvent, parseInputPairs } from "../verify/cliSupport";
 import { benchCommand } from "./benchCommand";
 import { dataCommand } from "./dataCommand";
 import { trainCommand } from "./trainCommand";
 import { indexCommand } from "./indexCommand";
+import { backendSettings, REMOTE_OPTIONS, REMOTE_USAGE } from "./remoteOptions";
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
 
@@ -73,9 +74,12 @@ Synthesize options:
       --index-dir DIR      the retrieval index (default: $GPIOT_INDEX_DIR or the per-user data folder)
       --embedding-model FILE  a GGUF embedding model instead of the profile's
 
+${REMOTE_USAGE}
+
 Exit codes: 0 done, 1 job failed, 2 usage (or --context-size too small), 3 requirement rejected,
-4 output folder cannot be used, 5 model failed to load (or the GPU asked for is missing),
-6 program written but its verification failed, 130 interrupted.
+4 output folder cannot be used, 5 model failed to load (or the GPU asked for is missing; with
+--backend openai: the server cannot be reached, refuses the API key, lacks the model or adapter,
+or has no JSON-schema output), 6 program written but its verification failed, 130 interrupted.
 `;
 
 class UsageError extends Error {}
@@ -97,10 +101,23 @@ const exitCodeForError: Record<string, number> = {
   ADAPTER_MISMATCH: 5,
   MODEL_LOAD_FAILED: 5,
   MANIFEST_INVALID: 5,
+  REMOTE_UNREACHABLE: 5,
+  REMOTE_UNAUTHORIZED: 5,
+  REMOTE_MODEL_NOT_FOUND: 5,
+  REMOTE_SCHEMA_UNSUPPORTED: 5,
   CANCELLED: 130,
 };
 
-function engineSettings(values: Record<string, string | boolean | undefined>): EngineSettingsInput {
+/** What the job is about to load or reach: the local models, and the server of any remote role. */
+function loadingNote(settings: EngineSettingsInput): string {
+  const remoteRoles = Object.entries(settings.remote?.roles ?? {}).filter(([, endpoint]) => endpoint);
+  const servers = [...new Set(remoteRoles.map(([, endpoint]) => endpoint!.baseUrl))].join(", ");
+  if (remoteRoles.length === 3) return `Connecting to ${servers}`;
+  const local = `Loading models (${settings.modelPath ? path.basename(settings.modelPath) : `profile ${settings.profile ?? "default"}`})`;
+  return remoteRoles.length ? `${local}; ${remoteRoles.map(([role]) => role.toUpperCase()).join(", ")} on ${servers}` : local;
+}
+
+function engineSettings(values: Record<string, string | boolean | string[] | undefined>): EngineSettingsInput {
   const number = (name: string) => {
     const raw = values[name];
     if (raw === undefined) return undefined;
@@ -110,7 +127,11 @@ function engineSettings(values: Record<string, string | boolean | undefined>): E
   };
   const gpu = values.gpu as string | undefined;
   if (gpu !== undefined && !["auto", "cpu", "cuda", "vulkan", "metal"].includes(gpu)) throw new UsageError(`--gpu expects auto, cpu, cuda, vulkan or metal, got "${gpu}"`);
+  const backend = backendSettings(values, (message) => {
+    throw new UsageError(message);
+  });
   const settings = EngineSettingsSchema.safeParse({
+    ...backend,
     threads: number("threads"),
     gpu: gpu === undefined ? undefined : gpu === "cpu" ? false : gpu,
     contextSize: number("context-size"),
@@ -183,12 +204,13 @@ async function synthesize(args: string[]): Promise<number> {
       sources: { type: "string" },
       "index-dir": { type: "string" },
       "embedding-model": { type: "string" },
+      ...REMOTE_OPTIONS,
     },
   });
   if (!values.out) throw new UsageError("--out DIR is required: the folder to write the program into");
   if (values.model && values.profile) throw new UsageError("use either --model or --profile, not both");
   const requirement = readRequirement(positionals, values.file);
-  const settings = engineSettings(values as Record<string, string | boolean | undefined>);
+  const settings = engineSettings(values as Record<string, string | boolean | string[] | undefined>);
   let overwrite: OverwriteMode;
   try {
     overwrite = await settleOutputFolder(settings, { requirement, constraints: values.constraints, outDir: values.out, overwrite: values.overwrite ? "ownFiles" : "never" }, values.yes === true);
@@ -222,7 +244,7 @@ async function synthesize(args: string[]): Promise<number> {
     });
     // The job loads the models (Ctrl+C cancels the load too) once the request has passed its checks.
     jobId = engine.synthesize({ requirement, constraints: values.constraints, outDir: values.out, overwrite, ...(verifyRequest ? { verify: verifyRequest } : {}) }).jobId;
-    display.note(`Loading models (${settings.modelPath ? path.basename(settings.modelPath) : `profile ${settings.profile ?? "default"}`})`);
+    display.note(loadingNote(settings));
     const last = await done;
     if (last.type === "jobFinished") {
       if (!values.json) process.stdout.write(`${last.outDir}\n`);
@@ -292,8 +314,7 @@ async function verifyOptions(values: Record<string, string | boolean | string[] 
     throw new UsageError((error as Error).message);
   }
   if (typeof values.python === "string") settings.verify = { ...settings.verify, pythonPath: values.python };
-  const consent = values.yes === true || (await askConsent("Run the generated program in a sandbox (no network, read-only files, time and memory limits) to check and repair it?"));
-  if (!consent && !values.quiet) process.stderr.write("Not running the generated program (no consent; pass --yes to allow it): static checks only.\n");
+  const consent = await askRunConsent({ python: settings.verify?.pythonPath ?? settings.python ?? "python3", isolation: settings.verify?.isolation, assumeYes: values.yes === true, quiet: values.quiet === true, write: (text) => process.stderr.write(text) });
   return { execute: consent, consent, ...(repairRounds !== undefined ? { repairRounds } : {}), ...(inputs ? { inputs } : {}), ...(typeof values.data === "string" ? { dataFile: path.resolve(values.data) } : {}) };
 }
 

@@ -3,6 +3,7 @@
  * validates each request, queues a job that composes the job steps, and reports every step as a
  * protocol event. The sidecar serves it over JSON-RPC; the CLI uses it in-process.
  */
+import path from "node:path";
 import {
   PROTOCOL_VERSION,
   type JobEvent,
@@ -20,11 +21,14 @@ import type { ModelsService } from "../models/modelsService";
 import { checkContextBudget, knownStagePrompts } from "../pipeline/contextBudget";
 import { prepareRequirement, type PreparedRequirement } from "../pipeline/requirement";
 import { checkOutputFolder } from "../pipeline/writeProgram";
+import { PythonSyntaxChecker } from "../pipeline/pythonSyntax";
 import { EngineError } from "./errors";
-import { decompose, generateSubTaskCode, jobEmitter, specify, writeProgramFiles, type JobContext } from "./jobSteps";
+import type { EngineModels } from "../models/engineModels";
+import { assembleReadyProgram, decompose, generateSubTaskCode, jobEmitter, specify, writeProgramFiles, type JobContext } from "./jobSteps";
 import { JobQueue, type Job, type JobOutcome } from "./jobQueue";
 import { ModelLifecycle, type LogLevel } from "./modelLifecycle";
 import { Program } from "./program";
+import { specifyAndGenerateInParallel, specifyThenGenerate } from "./subTaskPipeline";
 import { planVerification, runVerification, type VerifyPlan } from "./verification";
 import { RetrievalService } from "../retrieval/retrievalService";
 import { JobRetrieval } from "./retrievalStep";
@@ -56,6 +60,8 @@ export interface EngineOptions {
 interface OutputTarget {
   outDir?: string;
   overwrite: OverwriteMode;
+  /** false: bring specs and code up to date, write nothing. */
+  write?: boolean;
 }
 
 export class SynthesisEngine {
@@ -63,6 +69,8 @@ export class SynthesisEngine {
   private readonly models: ModelLifecycle;
   private readonly jobs: JobQueue;
   private readonly retrieval: RetrievalService;
+  /** One interpreter checks every module's syntax; it is killed when a check is cancelled and on dispose. */
+  private readonly syntax: PythonSyntaxChecker;
   private readonly programs = new Map<string, Program>();
   private readonly verifyPlans = new WeakMap<Program, VerifyPlan>();
   private readonly jobListeners = new Set<(event: JobEvent) => void>();
@@ -75,6 +83,7 @@ export class SynthesisEngine {
     private readonly options: EngineOptions = {},
   ) {
     this.settings = EngineSettingsSchema.parse(settings);
+    this.syntax = new PythonSyntaxChecker(this.settings.python);
     this.models = new ModelLifecycle(this.settings, (event) => this.notify(this.modelListeners, event), (level, message) => this.log(level, message));
     this.retrieval = new RetrievalService({
       settings: this.settings,
@@ -183,6 +192,7 @@ export class SynthesisEngine {
         timings,
         settings: this.settings,
         models: this.models,
+        syntax: this.syntax,
         emit: jobEmitter(job, (event) => this.notify(this.jobListeners, event)),
         log: (message) => this.log("info", message),
         retrieval: new JobRetrieval(this.retrieval),
@@ -222,10 +232,13 @@ export class SynthesisEngine {
     const program = this.program(params.programId);
     this.assertIdle(program);
     if (program.subTasks.length === 0) throw new EngineError("NOTHING_TO_ASSEMBLE", `Program ${program.id} has no sub-tasks yet.`);
-    const target: OutputTarget = params.outDir
-      ? { outDir: params.outDir, overwrite: params.overwrite ?? "never" }
-      : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? "never" };
-    const outDir = target.outDir ?? program.outDir;
+    const target: OutputTarget =
+      params.assemble === false
+        ? { overwrite: "never", write: false }
+        : params.outDir
+          ? { outDir: params.outDir, overwrite: params.overwrite ?? "never" }
+          : { outDir: program.requestedOutput?.outDir, overwrite: params.overwrite ?? program.requestedOutput?.overwrite ?? "never" };
+    const outDir = target.write === false ? undefined : (target.outDir ?? program.outDir);
     if (outDir) checkOutputFolder(outDir, target.overwrite, program.uid);
     const job = this.enqueue(program, "continue", (context) => this.runRemaining(context, params.review ?? "none", target));
     return { jobId: job.id };
@@ -257,6 +270,31 @@ export class SynthesisEngine {
     checkOutputFolder(outDir, overwrite, program.uid);
     const job = this.enqueue(program, "assemble", (context) => writeProgramFiles(context, outDir, overwrite));
     return { jobId: job.id };
+  }
+
+  previewProgram(params: ParamsOf<"previewProgram">): ResultOf<"previewProgram"> {
+    const files = assembleReadyProgram(this.program(params.programId), this.models.info?.profile ?? "unknown");
+    return { files: files.map(({ path, kind, content }) => ({ path, kind, content })) };
+  }
+
+  restoreProgram(params: ParamsOf<"restoreProgram">): ProgramSnapshot {
+    this.assertServing();
+    let program: Program;
+    if (params.programId) {
+      program = this.program(params.programId);
+      this.assertIdle(program);
+    } else {
+      program = new Program(`p${this.nextProgramNumber++}`, params.requirement, params.limits ?? null, params.ownerId);
+    }
+    try {
+      program.restore(params.subTasks);
+    } catch (error) {
+      throw new EngineError("INVALID_PARAMS", `Program ${program.id}: ${(error as Error).message}`);
+    }
+    if (params.outDir !== undefined) program.outDir = params.outDir === null ? null : path.resolve(params.outDir);
+    if (params.files) program.files = [...params.files];
+    this.programs.set(program.id, program);
+    return program.snapshot();
   }
 
   updateSubTasks(params: ParamsOf<"updateSubTasks">): ProgramSnapshot {
@@ -305,22 +343,23 @@ export class SynthesisEngine {
 
   // Job bodies
 
+  /** Sub-tasks a job generates at once with these models: the setting, bounded by what the roles can run. */
+  private parallelism(models: EngineModels): number {
+    return Math.max(1, Math.min(this.settings.parallelSubTasks, models.parallelism("rt"), models.parallelism("cg")));
+  }
+
   private async runRemaining(context: JobContext, review: ReviewMode, target: OutputTarget): Promise<JobOutcome> {
-    const host = await this.models.require(context.job.controller.signal);
+    const models = await this.models.require(context.job.controller.signal);
     const { program } = context.job;
-    let newSpecs = 0;
-    for (const entry of program.subTasks) {
-      if (entry.spec) continue;
-      await specify(context, host, entry.id);
-      newSpecs += 1;
-    }
+    // A review of new specs comes before any code is written.
+    const code = !(review === "specs" && program.subTasks.some((entry) => program.needsSpec(entry)));
+    const parallel = this.parallelism(models);
+    this.syntax.warmUp();
+    const { newSpecs } = parallel > 1 ? await specifyAndGenerateInParallel(context, models, code, parallel) : await specifyThenGenerate(context, models, code);
     if (review === "specs" && newSpecs > 0) return { awaitingReview: "specs", files: [] };
-    for (const entry of program.subTasks) {
-      if (program.needsCode(entry)) await generateSubTaskCode(context, host, entry.id);
-    }
     const verifyPlan = this.verifyPlans.get(program);
     const verified = verifyPlan ? await this.runVerificationStep(context, verifyPlan) : {};
-    const outDir = target.outDir ?? program.outDir;
+    const outDir = target.write === false ? undefined : (target.outDir ?? program.outDir);
     if (!outDir) return { files: [], ...verified };
     return { ...(await writeProgramFiles(context, outDir, target.overwrite)), ...verified };
   }
@@ -350,5 +389,6 @@ export class SynthesisEngine {
     await this.jobs.close({ code: "SHUTTING_DOWN", message: "The engine shut down before the job started" });
     await this.retrieval.dispose();
     await this.models.dispose();
+    this.syntax.dispose();
   }
 }

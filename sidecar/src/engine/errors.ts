@@ -11,6 +11,7 @@ import { OutputFolderError } from "../pipeline/outputFolder";
 import { PythonUnavailableError } from "../verify/pythonEnv";
 import { IsolationUnavailableError } from "../verify/sandbox";
 import { IndexError } from "../retrieval/indexStore";
+import { RemoteBackendError } from "../remote/openaiClient";
 
 export class EngineError extends Error {
   constructor(
@@ -37,6 +38,7 @@ const codedErrorTypes: (new (...args: never[]) => CodedError)[] = [
   PythonUnavailableError,
   IsolationUnavailableError,
   IndexError,
+  RemoteBackendError,
 ];
 
 export function toErrorInfo(error: unknown): ErrorInfo {

@@ -1,16 +1,20 @@
 /**
  * The models the engine generates with: the llama.cpp runtime, the loaded ModelHost and its
- * state. Loads and unloads run one after another, so a reload can never race another load and
- * leave a model host behind; a job waiting for models stops waiting when it is cancelled.
+ * state, and the remote servers of the roles configured to run on one (probed when "loaded").
+ * Loads and unloads run one after another, so a reload can never race another load and leave a
+ * model host behind; a job waiting for models stops waiting when it is cancelled.
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
 import type { LoadedModelInfo, ModelEvent, ModelState, ParamsOf, ResultOf } from "../protocol";
-import { roleNames } from "../schemas";
+import { roleNames, type RoleName } from "../schemas";
 import type { EngineSettings } from "../settings";
 import { defaultManifestPath, loadManifest, resolveProfile, resolveSingleModel, type ResolvedModels } from "../models/manifest";
+import type { EngineModels } from "../models/engineModels";
 import { ModelHost, checkModelFiles } from "../models/modelHost";
+import { ComposedModels } from "../remote/composedModels";
+import { RemoteRoleModels } from "../remote/remoteRoleModels";
 import { ModelsService } from "../models/modelsService";
 import { CancelledError, throwIfCancelled } from "../pipeline/structuredGeneration";
 import { EngineError, toErrorInfo } from "./errors";
@@ -39,11 +43,11 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
 
 export class ModelLifecycle {
   private llama: Promise<Llama> | null = null;
-  private host: ModelHost | null = null;
+  private host: EngineModels | null = null;
   private state: ModelState = "none";
   /** The load or unload in progress; the next one starts when it has settled. */
   private exclusiveTail: Promise<unknown> = Promise.resolve();
-  private pendingLoad: Promise<ModelHost> | null = null;
+  private pendingLoad: Promise<EngineModels> | null = null;
   private modelsService?: ModelsService;
   private disposed = false;
   private readonly disposing = new AbortController();
@@ -137,9 +141,33 @@ export class ModelLifecycle {
     return run;
   }
 
+  /** The roles configured to run on a remote server. */
+  remoteRoles(): RoleName[] {
+    const roles = this.settings.remote?.roles ?? {};
+    return roleNames.filter((role) => roles[role] !== undefined);
+  }
+
+  /** The roles that run on the local models. */
+  localRoles(): RoleName[] {
+    const remoteRoles = this.remoteRoles();
+    return roleNames.filter((role) => !remoteRoles.includes(role));
+  }
+
+  private async loadModels(resolved: ResolvedModels | null, signal: AbortSignal): Promise<EngineModels> {
+    const remoteRoles = this.remoteRoles();
+    const localRoles = this.localRoles();
+    const onProgress = (progress: number, message: string) => this.emit({ type: "loading", progress, message });
+    if (remoteRoles.length === 0) return ModelHost.load(await this.runtime(), resolved!, this.settings, { signal, onProgress });
+    const started = performance.now();
+    const remote = await RemoteRoleModels.connect(this.settings, this.settings.remote!, { signal, onProgress: (message) => onProgress(0, message) });
+    const local = localRoles.length ? await ModelHost.load(await this.runtime(), resolved!, this.settings, { signal, onProgress, roles: localRoles }) : null;
+    return new ComposedModels(local, remote, this.settings.parallelSubTasks, Math.round(performance.now() - started));
+  }
+
   /** Replaces the loaded models; `signal` stops the load (the previous models are already freed). */
   async load(params: ParamsOf<"loadModels">, signal?: AbortSignal): Promise<LoadedModelInfo> {
-    const resolved = this.resolve(params);
+    // With every role on a server there is nothing local to resolve (no manifest or model file needed).
+    const resolved = this.remoteRoles().length === roleNames.length ? null : this.resolve(params);
     const stop = signal ? AbortSignal.any([signal, this.disposing.signal]) : this.disposing.signal;
     const loading = this.exclusive(async () => {
       if (this.disposed) throw new CancelledError("The engine is shutting down");
@@ -148,15 +176,12 @@ export class ModelLifecycle {
       this.host = null;
       await previous?.dispose();
       this.state = "loading";
-      this.emit({ type: "loading", progress: 0, message: `Loading profile ${resolved.profile}` });
+      this.emit({ type: "loading", progress: 0, message: resolved ? `Loading profile ${resolved.profile}` : "Connecting to the remote servers" });
       try {
         // The files first: a wrong --model is named before the llama.cpp runtime starts.
-        await checkModelFiles(resolved);
+        if (resolved) await checkModelFiles(resolved, this.localRoles());
         throwIfCancelled(stop);
-        const host = await ModelHost.load(await this.runtime(), resolved, this.settings, {
-          signal: stop,
-          onProgress: (progress, message) => this.emit({ type: "loading", progress, message }),
-        });
+        const host = await this.loadModels(resolved, stop);
         if (this.disposed) {
           await host.dispose();
           throw new CancelledError("The engine is shutting down");
@@ -164,7 +189,7 @@ export class ModelLifecycle {
         this.host = host;
         this.state = "ready";
         this.emit({ type: "loaded", info: host.info });
-        this.log("info", `Loaded profile ${resolved.profile}: ${host.info.distinctModels} model file(s), threads ${host.info.threads}, gpu ${host.info.gpu}, ${host.info.loadMs} ms`);
+        this.log("info", `Loaded profile ${host.info.profile}: ${host.info.distinctModels} model file(s), threads ${host.info.threads}, gpu ${host.info.gpu}, ${host.info.parallelSubTasks ?? 1} parallel sub-task(s), ${host.info.loadMs} ms`);
         return host;
       } catch (error) {
         const cancelled = stop.aborted || error instanceof CancelledError;
@@ -193,7 +218,7 @@ export class ModelLifecycle {
   }
 
   /** The loaded models; waits for a load in progress, or loads the configured ones. */
-  async require(signal?: AbortSignal): Promise<ModelHost> {
+  async require(signal?: AbortSignal): Promise<EngineModels> {
     for (;;) {
       throwIfCancelled(signal);
       if (this.host && !this.pendingLoad) return this.host;

@@ -11,7 +11,7 @@ import type { VerificationState } from "../verify/report";
 
 export class Program {
   /** Written into the program's gpiot.json: a folder with this id is the program's own to rewrite. */
-  readonly uid = randomUUID();
+  readonly uid: string;
   subTasks: ProgramSubTask[] = [];
   outDir: string | null = null;
   /** Where the user asked the program to go, kept across review pauses. */
@@ -26,7 +26,10 @@ export class Program {
     readonly id: string,
     readonly requirement: string,
     readonly limits: ResourceLimits | null,
-  ) {}
+    uid: string = randomUUID(),
+  ) {
+    this.uid = uid;
+  }
 
   private newSubTaskId(): string {
     return `${this.id}-st${this.nextSubTaskNumber++}`;
@@ -41,15 +44,24 @@ export class Program {
     return this.subTasks.find((entry) => entry.id === subTaskId);
   }
 
-  /** Replaces the list; unchanged known sub-tasks keep their spec and code. */
+  /**
+   * Replaces the list. Known sub-tasks keep their spec and code; one whose text changed keeps them
+   * too, marked out of date (`specStale`, code "stale") until they are regenerated.
+   */
   replaceSubTasks(entries: { id?: string; subTask: SubTask }[]): void {
     const unknown = entries.find((entry) => entry.id !== undefined && !this.find(entry.id));
     if (unknown) throw new Error(`unknown sub-task id ${unknown.id}`);
     const previousOrder = this.subTasks.map((entry) => entry.id);
-    const kept = entries.map((entry) => {
+    const kept = entries.map((entry): ProgramSubTask => {
       const existing = entry.id ? this.find(entry.id) : undefined;
       if (existing && JSON.stringify(existing.subTask) === JSON.stringify(entry.subTask)) return existing;
-      return { id: existing?.id ?? this.newSubTaskId(), subTask: entry.subTask, spec: null, specMarkdown: null, artifact: null, syntax: null, codeState: "pending" as CodeState };
+      if (existing) {
+        const edited: ProgramSubTask = { ...existing, subTask: entry.subTask };
+        if (edited.spec) edited.specStale = true;
+        if (edited.artifact) edited.codeState = "stale";
+        return edited;
+      }
+      return { id: this.newSubTaskId(), subTask: entry.subTask, spec: null, specMarkdown: null, artifact: null, syntax: null, codeState: "pending" as CodeState };
     });
     // Code is written against the outputs of the sub-tasks before it: once that set changes, it is stale.
     const newOrder = kept.map((entry) => entry.id);
@@ -62,9 +74,25 @@ export class Program {
     this.subTasks = kept;
   }
 
+  /** Puts sub-tasks back exactly as given (spec, code and states included); streaming code counts as not finished. */
+  restore(entries: ProgramSubTask[]): void {
+    const ids = new Set(entries.map((entry) => entry.id));
+    if (ids.size !== entries.length) throw new Error("sub-task ids must be unique");
+    this.subTasks = entries.map((entry) => {
+      const copy = structuredClone(entry);
+      if (copy.codeState === "streaming") copy.codeState = copy.artifact ? "stale" : "pending";
+      if (!copy.spec) delete copy.specStale;
+      return copy;
+    });
+    const own = new RegExp(`^${this.id}-st(\\d+)$`);
+    const highest = Math.max(0, ...entries.map((entry) => Number(own.exec(entry.id)?.[1] ?? 0)));
+    this.nextSubTaskNumber = Math.max(this.nextSubTaskNumber, highest + 1);
+  }
+
   /** A new spec; `citations`: the passages its prompts held (none for the user's own edit). */
   setSpec(subTaskId: string, spec: TaskSpec, citations: Citation[] = []): void {
     const entry = this.find(subTaskId)!;
+    delete entry.specStale;
     entry.spec = spec;
     entry.specMarkdown = renderSpecMarkdown(spec);
     entry.specCitations = citations;
@@ -84,6 +112,11 @@ export class Program {
     return this.subTasks.slice(0, index).flatMap((entry) => (entry.spec ? [entry.spec] : []));
   }
 
+  /** No spec yet, or one written for an earlier text of the sub-task. */
+  needsSpec(entry: ProgramSubTask): boolean {
+    return !entry.spec || entry.specStale === true;
+  }
+
   needsCode(entry: ProgramSubTask): boolean {
     return entry.artifact === null || entry.codeState === "stale" || entry.codeState === "pending" || entry.codeState === "failed";
   }
@@ -92,7 +125,7 @@ export class Program {
   parts(): { parts: ProgramPart[] } | { missing: ProgramSubTask } {
     const parts: ProgramPart[] = [];
     for (const entry of this.subTasks) {
-      if (!entry.spec || !entry.artifact || entry.codeState === "stale") return { missing: entry };
+      if (!entry.spec || entry.specStale || !entry.artifact || entry.codeState === "stale") return { missing: entry };
       parts.push({ subTask: entry.subTask, spec: entry.spec, artifact: entry.artifact, citations: { spec: entry.specCitations ?? [], code: entry.codeCitations ?? [] } });
     }
     return { parts };
@@ -101,6 +134,7 @@ export class Program {
   snapshot(): ProgramSnapshot {
     return {
       programId: this.id,
+      ownerId: this.uid,
       requirement: this.requirement,
       limits: this.limits,
       subTasks: structuredClone(this.subTasks),

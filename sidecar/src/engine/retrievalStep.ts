@@ -26,6 +26,8 @@ export interface StageRetrievalRequest {
   /** The stage's prompt without passages (the longest of the stage's prompts), to see what room the context leaves. */
   systemPrompt: string;
   userPrompt: string;
+  /** Tokens the prompt will hold beyond userPrompt by the time it is sent. */
+  reserveTokens?: number;
   maxAnswerTokens: number;
 }
 
@@ -57,7 +59,7 @@ export async function retrieveForStage(context: StageRetrievalContext, models: R
   const count = tokenCounter(models, request.stage);
   let budget = retrieval.service.settings.maxPromptTokens;
   if (context.contextSize !== undefined) {
-    const promptTokens = count(`${request.systemPrompt}\n${request.userPrompt}`) + TEMPLATE_MARGIN_TOKENS;
+    const promptTokens = count(`${request.systemPrompt}\n${request.userPrompt}`) + (request.reserveTokens ?? 0) + TEMPLATE_MARGIN_TOKENS;
     // What the context leaves after the prompt and the least room the answer must keep (as the exact check before generating demands).
     const room = context.contextSize - promptTokens - Math.min(request.maxAnswerTokens, MIN_ANSWER_TOKENS);
     budget = Math.max(0, Math.min(budget, room));

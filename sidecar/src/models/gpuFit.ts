@@ -1,14 +1,17 @@
 /**
  * GPU fit: before anything is loaded, decide how many layers of each model go to the GPU and how
  * large each role's context is, so that the models and all three contexts (TD, RT, CG: one each)
- * fit the device, using node-llama-cpp's GGUF insights for the memory estimates. The plan says in
- * plain words what was chosen and why, or why it does not fit and what to pick instead.
+ * fit the device, using node-llama-cpp's GGUF insights for the memory estimates. RT and CG get one
+ * sequence per sub-task generated in parallel (each sequence has a KV cache of the full context
+ * size); TD gets one. The plan says in plain words what was chosen and why, or why it does not fit
+ * and what to pick instead.
  *
  * Choice: the largest context (from the profile's contextSize down to its minContextSize, halving)
- * at which every layer fits on the GPU; if none, as many layers as fit at the minimum context (a
- * layer on the GPU is worth more speed than context beyond what the profile needs). Then RAM must
- * hold what stays on the CPU. The profile's embedding model (retrieval), when downloaded, is small and
- * planned whole on the GPU (or in RAM on the CPU) before the role models.
+ * at which every layer fits on the GPU, with as many parallel sequences as fit at that context (down
+ * to one); if none, one sequence and as many layers as fit at the minimum context (a layer on the
+ * GPU is worth more speed than parallel sub-tasks or context beyond what the profile needs). Then
+ * RAM must hold what stays on the CPU. The profile's embedding model (retrieval), when downloaded, is
+ * small and planned whole on the GPU (or in RAM on the CPU) next to the role models.
  */
 import { existsSync, statSync } from "node:fs";
 import os from "node:os";
@@ -39,7 +42,8 @@ export interface FitEstimator {
   layers(modelPath: string): Promise<number>;
   trainContextSize(modelPath: string): Promise<number | undefined>;
   model(modelPath: string, gpuLayers: number): Promise<MemoryEstimate>;
-  context(modelPath: string, gpuLayers: number, contextSize: number): Promise<MemoryEstimate>;
+  /** One context of `sequences` sequences, each with `contextSize` tokens of KV cache. */
+  context(modelPath: string, gpuLayers: number, contextSize: number, sequences: number): Promise<MemoryEstimate>;
 }
 
 export interface FitRequest {
@@ -49,6 +53,15 @@ export interface FitRequest {
   /** Layers the user set (fixed for every model); "auto" plans them. */
   gpuLayers?: number | "auto";
   defaultContextSize?: number;
+  /** The roles that run on this machine (default: all three). */
+  roles?: readonly RoleName[];
+  /** Sub-tasks generated in parallel (sequences of the RT and CG contexts); default 1. */
+  parallel?: number;
+}
+
+/** Sequences per role's context when `parallel` sub-tasks are generated at once. */
+export function sequencesPerRole(parallel: number): Record<RoleName, number> {
+  return { td: 1, rt: parallel, cg: parallel };
 }
 
 export interface FitModelPlan {
@@ -64,8 +77,10 @@ export interface FitPlan {
   backend: FitBackend;
   devices: string[];
   fits: boolean;
-  /** Context size per role. */
+  /** Context size per role (per sequence). */
   contextSize: number;
+  /** Sub-tasks RT and CG may generate in parallel (sequences of their contexts). */
+  parallel: number;
   models: FitModelPlan[];
   gpuLayers: Record<string, number>;
   vram: { total: number; free: number; needed: number };
@@ -117,8 +132,8 @@ export function insightsEstimator(llama: Llama): FitEstimator {
       const estimate = await (await of(modelPath)).estimateModelResourceRequirementsV2({ gpuLayers });
       return { vram: estimate.gpuVram, ram: estimate.cpuRam };
     },
-    async context(modelPath, gpuLayers, contextSize) {
-      const estimate = await (await of(modelPath)).estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: gpuLayers, sequences: 1, flashAttention: false });
+    async context(modelPath, gpuLayers, contextSize, sequences) {
+      const estimate = await (await of(modelPath)).estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: gpuLayers, sequences, flashAttention: false });
       return { vram: estimate.gpuVram, ram: estimate.cpuRam };
     },
   };
@@ -127,7 +142,8 @@ export function insightsEstimator(llama: Llama): FitEstimator {
 export async function planFit(request: FitRequest, hardware: FitHardware, estimator: FitEstimator): Promise<FitPlan> {
   const { resolved } = request;
   const models: FitModelPlan[] = [];
-  for (const role of roleNames) {
+  const roles = request.roles ?? roleNames;
+  for (const role of roles) {
     const { modelPath, adapters } = resolved.roles[role];
     let model = models.find((candidate) => candidate.path === modelPath);
     if (!model) {
@@ -159,20 +175,29 @@ export async function planFit(request: FitRequest, hardware: FitHardware, estima
     const layers = gpu ? await estimator.layers(embeddingPath) : 0;
     const contextSize = Math.min(MAX_EMBEDDING_CONTEXT, (await estimator.trainContextSize(embeddingPath)) ?? MAX_EMBEDDING_CONTEXT);
     const weights = await estimator.model(embeddingPath, layers);
-    const context = await estimator.context(embeddingPath, layers, contextSize);
+    const context = await estimator.context(embeddingPath, layers, contextSize, 1);
     embedding = { vram: weights.vram + context.vram, ram: weights.ram + context.ram };
   }
 
-  const usage = async (layersOf: (model: FitModelPlan) => number, contextSize: number) => {
+  const wantedParallel = Math.max(1, Math.floor(request.parallel ?? 1));
+  const parallelOptions: number[] = [];
+  for (let count = wantedParallel; count >= 1; count = count > 1 ? Math.max(1, Math.floor(count / 2)) : 0) parallelOptions.push(count);
+
+  const usage = async (layersOf: (model: FitModelPlan) => number, contextSize: number, parallel: number) => {
     let vram = embedding?.vram ?? 0;
     let ram = embedding?.ram ?? 0;
+    const sequences = sequencesPerRole(parallel);
     for (const model of models) {
       const layers = layersOf(model);
       const weights = await estimator.model(model.path, layers);
-      const context = await estimator.context(model.path, layers, contextSize);
       const adapterOnGpu = model.layers > 0 ? (model.adapterBytes * layers) / model.layers : 0;
-      vram += weights.vram + context.vram * model.roles.length + adapterOnGpu;
-      ram += weights.ram + context.ram * model.roles.length + (model.adapterBytes - adapterOnGpu);
+      vram += weights.vram + adapterOnGpu;
+      ram += weights.ram + (model.adapterBytes - adapterOnGpu);
+      for (const role of model.roles) {
+        const context = await estimator.context(model.path, layers, contextSize, sequences[role]);
+        vram += context.vram;
+        ram += context.ram;
+      }
     }
     return { vram, ram };
   };
@@ -185,62 +210,65 @@ export async function planFit(request: FitRequest, hardware: FitHardware, estima
   // Fraction f of each model's layers on the GPU (the same share for every model), as layers.
   const layersAt = (fraction: number) => (model: FitModelPlan) => Math.round(model.layers * fraction);
   let chosenContext: number;
+  let chosenParallel: number;
   let fraction = 0;
+  /** The largest context, then the most parallel sequences, that `fits`; else the smallest of both. */
+  const largestFitting = async (fits: (size: number, parallel: number) => Promise<boolean>): Promise<{ size: number; parallel: number; found: boolean }> => {
+    for (const size of contexts) for (const parallel of parallelOptions) if (await fits(size, parallel)) return { size, parallel, found: true };
+    return { size: contexts.at(-1)!, parallel: 1, found: false };
+  };
   if (!gpu) {
     fraction = 0;
-    chosenContext = contexts[0];
-    for (const size of contexts) {
-      chosenContext = size;
-      if ((await usage(() => 0, size)).ram <= ramBudget) break;
-    }
+    ({ size: chosenContext, parallel: chosenParallel } = await largestFitting(async (size, parallel) => (await usage(() => 0, size, parallel)).ram <= ramBudget));
     reasons.push(`No GPU backend is in use, so everything runs on the CPU (${hardware.ram.total ? formatBytes(hardware.ram.total) : "unknown"} RAM).`);
   } else if (fixedLayers !== undefined) {
     fraction = -1;
-    chosenContext = contexts[0];
-    for (const size of contexts) {
-      chosenContext = size;
-      if ((await usage((model) => Math.min(fixedLayers, model.layers), size)).vram <= vramBudget) break;
-    }
+    ({ size: chosenContext, parallel: chosenParallel } = await largestFitting(
+      async (size, parallel) => (await usage((model) => Math.min(fixedLayers, model.layers), size, parallel)).vram <= vramBudget,
+    ));
     reasons.push(`GPU layers are set to ${fixedLayers} by the user.`);
   } else {
-    let full: number | undefined;
-    for (const size of contexts) {
-      if ((await usage((model) => model.layers, size)).vram <= vramBudget) {
-        full = size;
-        break;
-      }
-    }
+    const best = await largestFitting(async (size, parallel) => (await usage((model) => model.layers, size, parallel)).vram <= vramBudget);
+    const full = best.found ? best.size : undefined;
     if (full !== undefined) {
       fraction = 1;
       chosenContext = full;
+      chosenParallel = best.parallel;
       reasons.push(
         full === contexts[0]
-          ? `All layers fit in ${formatBytes(vramBudget)} of free VRAM with a ${full}-token context for each of the ${roleNames.length} roles.`
+          ? `All layers fit in ${formatBytes(vramBudget)} of free VRAM with a ${full}-token context for each of the ${roles.length} roles.`
           : `All layers fit only with a smaller context: ${full} tokens per role instead of ${contexts[0]} (the profile needs at least ${minimum}).`,
       );
     } else {
       chosenContext = minimum;
+      chosenParallel = 1;
       // Binary search over the share of layers offloaded (monotonic in VRAM).
       const steps = Math.max(...models.map((model) => model.layers), 1);
       let low = 0;
       let high = steps;
       while (low < high) {
         const mid = Math.ceil((low + high) / 2);
-        if ((await usage(layersAt(mid / steps), chosenContext)).vram <= vramBudget) low = mid;
+        if ((await usage(layersAt(mid / steps), chosenContext, 1)).vram <= vramBudget) low = mid;
         else high = mid - 1;
       }
       fraction = low / steps;
       reasons.push(
         low === 0
-          ? `Not even one layer fits in ${formatBytes(vramBudget)} of free VRAM next to the ${roleNames.length} contexts, so everything runs on the CPU.`
-          : `Only part of the model fits in ${formatBytes(vramBudget)} of free VRAM with ${roleNames.length} contexts of ${chosenContext} tokens: the other layers run on the CPU, which is slower.`,
+          ? `Not even one layer fits in ${formatBytes(vramBudget)} of free VRAM next to the ${roles.length} contexts, so everything runs on the CPU.`
+          : `Only part of the model fits in ${formatBytes(vramBudget)} of free VRAM with ${roles.length} contexts of ${chosenContext} tokens: the other layers run on the CPU, which is slower.`,
       );
     }
   }
 
   const layersFor = (model: FitModelPlan) => (!gpu ? 0 : fraction < 0 ? Math.min(fixedLayers!, model.layers) : layersAt(fraction)(model));
   for (const model of models) model.gpuLayers = layersFor(model);
-  const final = await usage(layersFor, chosenContext);
+  const final = await usage(layersFor, chosenContext, chosenParallel);
+  if (wantedParallel > 1)
+    reasons.push(
+      chosenParallel === wantedParallel
+        ? `RT and CG each have ${chosenParallel} sequences, so ${chosenParallel} sub-tasks are generated in parallel.`
+        : `Only ${chosenParallel} of the ${wantedParallel} parallel sub-task sequences fit${chosenParallel === 1 ? ", so sub-tasks are generated one after another" : ""}.`,
+    );
   const vramFits = !gpu || final.vram <= vramBudget;
   const ramFits = final.ram <= ramBudget;
   const fits = vramFits && ramFits;
@@ -269,6 +297,7 @@ export async function planFit(request: FitRequest, hardware: FitHardware, estima
     devices: hardware.devices,
     fits,
     contextSize: chosenContext,
+    parallel: chosenParallel,
     models,
     gpuLayers: Object.fromEntries(models.map((model) => [model.path, model.gpuLayers])),
     vram: { total: hardware.vram.total, free: hardware.vram.free, needed: Math.round(final.vram) },

@@ -1,11 +1,15 @@
 /**
- * Holds the loaded models of the three roles. Each distinct GGUF file is loaded once; each role
- * gets its own context (with its LoRA adapters, fixed per context) and one sequence. With the
+ * Holds the loaded models of the three roles (or of the roles that run locally). Each distinct GGUF
+ * file is loaded once; each role gets its own context (with its LoRA adapters, fixed per context).
+ * TD's context has one sequence; RT's and CG's have one per sub-task generated in parallel, and
+ * node-llama-cpp evaluates the tokens of all busy sequences of a context in one batch. A
+ * generation takes a free sequence of its role's context and waits when all are busy. With the
  * default profile that is one base model and three contexts: the memory-saving layout.
  */
 import { stat } from "node:fs/promises";
 import {
   readGgufFileInfo,
+  resolveChatWrapper,
   LlamaChatSession,
   LlamaCompletion,
   type Llama,
@@ -18,10 +22,10 @@ import {
 import { roleNames, type RoleName } from "../schemas";
 import { DEFAULT_CONTEXT_SIZE, defaultThreadCount, type EngineSettings } from "../settings";
 import { answerBudget } from "../pipeline/contextBudget";
-import type { GenerationRequest, GenerationResult, RoleModels, StopReason } from "../pipeline/structuredGeneration";
 import type { CompletionRequest, PromptFormat } from "../pipeline/promptFormats/promptFormat";
+import { CancelledError, type GenerationRequest, type GenerationResult, type RoleModels, type StopReason } from "../pipeline/structuredGeneration";
 import type { ResolvedModels } from "./manifest";
-import { detectHardware, insightsEstimator, planFit, type FitEstimator, type FitHardware, type FitPlan } from "./gpuFit";
+import { detectHardware, insightsEstimator, planFit, sequencesPerRole, type FitEstimator, type FitHardware, type FitPlan } from "./gpuFit";
 
 export class ModelLoadError extends Error {
   constructor(
@@ -35,21 +39,26 @@ export class ModelLoadError extends Error {
 
 export interface LoadedModelInfo {
   profile: string;
-  roles: Record<RoleName, { modelPath: string; adapters: { path: string; scale: number }[]; contextSize: number; promptFormat: PromptFormat }>;
+  roles: Record<RoleName, { modelPath: string; adapters: { path: string; scale: number }[]; contextSize: number; promptFormat: PromptFormat; sequences?: number; remote?: { baseUrl: string; model: string; adapter?: string } }>;
   distinctModels: number;
   threads: number;
   gpu: string | false;
   gpuLayers: Record<string, number>;
   loadMs: number;
   /** What GPU fit chose and why (absent when planning was not possible). */
-  fit?: { backend: string; fits: boolean; contextSize: number; summary: string; advice?: string };
+  fit?: { backend: string; fits: boolean; contextSize: number; parallel?: number; summary: string; advice?: string };
+  /** Sub-tasks generated at once (sequences of the RT and CG contexts, or concurrent requests). */
+  parallelSubTasks?: number;
 }
 
 interface RoleRuntime {
   context: LlamaContext;
-  sequence: LlamaContextSequence;
-  /** Resolved once: resolving "auto" parses the model's chat template, which takes ~200 ms per session. */
-  chatWrapper?: ChatWrapper;
+  sequences: LlamaContextSequence[];
+  free: LlamaContextSequence[];
+  /** Generations waiting for a free sequence, first come first served. */
+  waiting: ((sequence: LlamaContextSequence) => void)[];
+  /** Resolved once per model file at load: resolving "auto" renders the model's chat template many times (seconds on a busy CPU). */
+  chatWrapper: ChatWrapper;
 }
 
 export interface LoadOptions {
@@ -59,6 +68,8 @@ export interface LoadOptions {
   /** Test hooks: the device and the memory estimates GPU fit plans with. */
   hardware?: FitHardware;
   estimator?: FitEstimator;
+  /** The roles to load (default: all three); the others run elsewhere (a remote backend). */
+  roles?: readonly RoleName[];
 }
 
 function describeNonFile(info: Awaited<ReturnType<typeof stat>>): string {
@@ -93,9 +104,9 @@ type GeneralMetadata = { general?: { architecture?: string; type?: string } };
  * Reads every model and adapter file a load needs (headers only) and checks each is what its
  * place asks for: a model where a model goes, an adapter that fits its base. Returns the headers.
  */
-export async function checkModelFiles(resolved: ResolvedModels): Promise<Map<string, GgufInfo>> {
+export async function checkModelFiles(resolved: ResolvedModels, roles: readonly RoleName[] = roleNames): Promise<Map<string, GgufInfo>> {
   const infos = new Map<string, GgufInfo>();
-  for (const modelPath of new Set(roleNames.map((role) => resolved.roles[role].modelPath))) {
+  for (const modelPath of new Set(roles.map((role) => resolved.roles[role].modelPath))) {
     const info = await readValidGguf(modelPath, "Model file");
     const type = (info.metadata as { general?: { type?: unknown } }).general?.type;
     if (type === "adapter")
@@ -105,7 +116,7 @@ export async function checkModelFiles(resolved: ResolvedModels): Promise<Map<str
       );
     infos.set(modelPath, info);
   }
-  for (const role of roleNames) {
+  for (const role of roles) {
     const { modelPath, adapters } = resolved.roles[role];
     for (const adapter of adapters) {
       const adapterInfo = await readValidGguf(adapter.path, `${role.toUpperCase()} adapter file`);
@@ -141,6 +152,22 @@ export function checkAdapterMatchesBase(adapterPath: string, adapter: GgufInfo, 
   }
 }
 
+/** Counts one generation's tokens and times its first token and its whole run. */
+class GenerationMeter {
+  private readonly started = performance.now();
+  private firstTokenMs = -1;
+  private tokenCount = 0;
+
+  readonly onToken = (tokens: readonly unknown[]): void => {
+    if (this.firstTokenMs < 0) this.firstTokenMs = performance.now() - this.started;
+    this.tokenCount += tokens.length;
+  };
+
+  result(text: string, stopReason: string): GenerationResult {
+    return { text, stopReason: stopReason as StopReason, tokenCount: this.tokenCount, firstTokenMs: Math.max(0, this.firstTokenMs), totalMs: performance.now() - this.started };
+  }
+}
+
 export class ModelHost implements RoleModels {
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   private disposed = false;
@@ -148,28 +175,37 @@ export class ModelHost implements RoleModels {
   private constructor(
     private readonly llama: Llama,
     private readonly models: Map<string, LlamaModel>,
-    private readonly roles: Record<RoleName, RoleRuntime>,
+    private readonly roles: Partial<Record<RoleName, RoleRuntime>>,
     private readonly settings: EngineSettings,
     readonly info: LoadedModelInfo,
   ) {}
 
+  /** Generations the role's context can run at once (its sequences); 0 for a role not loaded here. */
+  parallelism(role: RoleName): number {
+    return this.roles[role]?.sequences.length ?? 0;
+  }
+
   static async load(llama: Llama, resolved: ResolvedModels, settings: EngineSettings, options: LoadOptions = {}): Promise<ModelHost> {
     const started = performance.now();
+    const localRoles = options.roles ?? roleNames;
+    if (localRoles.length === 0) throw new ModelLoadError("MODEL_LOAD_FAILED", "No role runs on the local models.");
     const threads = settings.threads ?? resolved.threads ?? defaultThreadCount();
     let contextSize = settings.contextSize ?? resolved.contextSize ?? DEFAULT_CONTEXT_SIZE;
+    let parallel = settings.parallelSubTasks;
 
-    const modelPaths = [...new Set(roleNames.map((role) => resolved.roles[role].modelPath))];
-    await checkModelFiles(resolved);
+    const modelPaths = [...new Set(localRoles.map((role) => resolved.roles[role].modelPath))];
+    await checkModelFiles(resolved, localRoles);
 
     // GPU fit: layers per model and one context size so that all three roles fit the device.
     let fit: FitPlan | null = null;
     try {
       fit = await planFit(
-        { resolved, contextSize: settings.contextSize, gpuLayers: settings.gpuLayers, defaultContextSize: DEFAULT_CONTEXT_SIZE },
+        { resolved, roles: localRoles, contextSize: settings.contextSize, gpuLayers: settings.gpuLayers, defaultContextSize: DEFAULT_CONTEXT_SIZE, parallel: settings.parallelSubTasks },
         options.hardware ?? (await detectHardware(llama)),
         options.estimator ?? insightsEstimator(llama),
       );
       contextSize = fit.contextSize;
+      parallel = fit.parallel;
       options.onProgress?.(0, `GPU fit: ${fit.summary}${fit.advice ? ` ${fit.advice}` : ""}`);
     } catch (error) {
       options.onProgress?.(0, `GPU fit could not plan (${(error as Error).message}); letting node-llama-cpp choose the GPU layers.`);
@@ -205,8 +241,10 @@ export class ModelHost implements RoleModels {
           throw new ModelLoadError("MODEL_LOAD_FAILED", `llama.cpp could not load ${modelPath}: ${(error as Error).message}${fit?.advice ? ` ${fit.advice}` : ""}`);
         }
       }
-      const roles = {} as Record<RoleName, RoleRuntime>;
-      for (const role of roleNames) {
+      const roles: Partial<Record<RoleName, RoleRuntime>> = {};
+      const sequenceCounts = sequencesPerRole(parallel);
+      const chatWrappers = new Map([...models].map(([modelPath, model]) => [modelPath, resolveChatWrapper(model)]));
+      for (const role of localRoles) {
         const { modelPath, adapters } = resolved.roles[role];
         const model = models.get(modelPath)!;
         let context: LlamaContext;
@@ -214,7 +252,7 @@ export class ModelHost implements RoleModels {
           context = await model.createContext({
             contextSize: Math.min(contextSize, model.trainContextSize),
             threads,
-            sequences: 1,
+            sequences: sequenceCounts[role],
             lora: adapters.length ? { adapters: adapters.map((adapter) => ({ filePath: adapter.path, scale: adapter.scale })) } : undefined,
             createSignal: options.signal,
           });
@@ -223,20 +261,22 @@ export class ModelHost implements RoleModels {
           throw new ModelLoadError("MODEL_LOAD_FAILED", `Could not create the ${role.toUpperCase()} context on ${modelPath}: ${(error as Error).message}`);
         }
         contexts.push(context);
-        roles[role] = { context, sequence: context.getSequence() };
+        const sequences = Array.from({ length: sequenceCounts[role] }, () => context.getSequence());
+        roles[role] = { context, sequences, free: [...sequences], waiting: [], chatWrapper: chatWrappers.get(modelPath)! };
       }
       options.onProgress?.(1, "Models ready");
       const info: LoadedModelInfo = {
         profile: resolved.profile,
         roles: Object.fromEntries(
-          roleNames.map((role) => [role, { ...resolved.roles[role], promptFormat: resolved.roles[role].promptFormat ?? "json", contextSize: roles[role].context.contextSize }]),
+          localRoles.map((role) => [role, { ...resolved.roles[role], promptFormat: resolved.roles[role].promptFormat ?? "json", contextSize: roles[role]!.context.contextSize, sequences: roles[role]!.sequences.length }]),
         ) as LoadedModelInfo["roles"],
         distinctModels: models.size,
         threads,
         gpu: llama.gpu,
         gpuLayers: Object.fromEntries([...models].map(([modelPath, model]) => [modelPath, model.gpuLayers])),
         loadMs: Math.round(performance.now() - started),
-        ...(fit ? { fit: { backend: fit.backend, fits: fit.fits, contextSize: fit.contextSize, summary: fit.summary, ...(fit.advice ? { advice: fit.advice } : {}) } } : {}),
+        ...(fit ? { fit: { backend: fit.backend, fits: fit.fits, contextSize: fit.contextSize, parallel: fit.parallel, summary: fit.summary, ...(fit.advice ? { advice: fit.advice } : {}) } } : {}),
+        parallelSubTasks: parallel,
       };
       return new ModelHost(llama, models, roles, settings, info);
     } catch (error) {
@@ -267,35 +307,19 @@ export class ModelHost implements RoleModels {
    */
   async complete(request: CompletionRequest): Promise<GenerationResult> {
     if (this.disposed) throw new Error("The models were unloaded");
-    const role = this.roles[request.role];
+    const role = this.localRole(request.role);
     const grammar = await this.gbnfGrammar(request.gbnf);
-    const completion = new LlamaCompletion({ contextSequence: role.sequence });
-    const started = performance.now();
-    let firstTokenMs = -1;
-    let tokenCount = 0;
+    const sequence = await this.acquire(role, request.signal);
+    const completion = new LlamaCompletion({ contextSequence: sequence });
+    const meter = new GenerationMeter();
     try {
-      const result = await completion.generateCompletionWithMeta(role.sequence.model.tokenize(request.prompt, true), {
-        grammar,
-        maxTokens: request.maxTokens,
-        signal: request.signal,
-        stopOnAbortSignal: true,
-        temperature: this.settings.temperature,
-        seed: this.settings.seed,
-        onToken(tokens) {
-          if (firstTokenMs < 0) firstTokenMs = performance.now() - started;
-          tokenCount += tokens.length;
-        },
-        onTextChunk: request.onTextChunk,
+      const result = await completion.generateCompletionWithMeta(sequence.model.tokenize(request.prompt, true), {
+        ...this.sampling(request, grammar, request.maxTokens, meter),
       });
-      return {
-        text: result.response,
-        stopReason: result.metadata.stopReason as StopReason,
-        tokenCount,
-        firstTokenMs: Math.max(0, firstTokenMs),
-        totalMs: performance.now() - started,
-      };
+      return meter.result(result.response, result.metadata.stopReason);
     } finally {
       completion.dispose({ disposeSequence: false });
+      this.release(role, sequence);
     }
   }
 
@@ -309,12 +333,64 @@ export class ModelHost implements RoleModels {
     return grammar;
   }
 
+  private acquire(role: RoleRuntime, signal: AbortSignal | undefined): Promise<LlamaContextSequence> {
+    const free = role.free.pop();
+    if (free) return Promise.resolve(free);
+    if (signal?.aborted) return Promise.reject(new CancelledError());
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        role.waiting.splice(role.waiting.indexOf(take), 1);
+        reject(new CancelledError());
+      };
+      const take = (sequence: LlamaContextSequence) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(sequence);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      role.waiting.push(take);
+    });
+  }
+
+  /** The options every generation shares: grammar, budget, cancel, the engine's sampling, streaming. */
+  private sampling(request: { signal?: AbortSignal; onTextChunk?: (text: string) => void }, grammar: LlamaGrammar, maxTokens: number, meter: GenerationMeter) {
+    return {
+      grammar,
+      maxTokens,
+      signal: request.signal,
+      stopOnAbortSignal: true,
+      temperature: this.settings.temperature,
+      seed: this.settings.seed,
+      onToken: meter.onToken,
+      onTextChunk: request.onTextChunk,
+    };
+  }
+
+  private localRole(name: RoleName): RoleRuntime {
+    const role = this.roles[name];
+    if (!role) throw new Error(`The ${name.toUpperCase()} role does not run on the local models`);
+    return role;
+  }
+
+  private release(role: RoleRuntime, sequence: LlamaContextSequence): void {
+    const next = role.waiting.shift();
+    if (next) next(sequence);
+    else role.free.push(sequence);
+  }
+
   async generate(request: GenerationRequest): Promise<GenerationResult> {
     if (this.disposed) throw new Error("The models were unloaded");
-    const role = this.roles[request.role];
+    const role = this.localRole(request.role);
     const grammar = await this.grammarFor(request.jsonSchema);
-    const session = new LlamaChatSession({ contextSequence: role.sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false, chatWrapper: role.chatWrapper ?? "auto" });
-    role.chatWrapper ??= session.chatWrapper;
+    const sequence = await this.acquire(role, request.signal);
+    try {
+      return await this.generateOn(role, sequence, grammar, request);
+    } finally {
+      this.release(role, sequence);
+    }
+  }
+
+  private async generateOn(role: RoleRuntime, sequence: LlamaContextSequence, grammar: LlamaGrammar, request: GenerationRequest): Promise<GenerationResult> {
+    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: request.systemPrompt, autoDisposeSequence: false, chatWrapper: role.chatWrapper });
     let maxTokens: number;
     try {
       const { contextText } = session.chatWrapper.generateContextState({
@@ -329,30 +405,10 @@ export class ModelHost implements RoleModels {
       session.dispose({ disposeSequence: false });
       throw error;
     }
-    const started = performance.now();
-    let firstTokenMs = -1;
-    let tokenCount = 0;
+    const meter = new GenerationMeter();
     try {
-      const result = await session.promptWithMeta(request.userPrompt, {
-        grammar,
-        maxTokens,
-        signal: request.signal,
-        stopOnAbortSignal: true,
-        temperature: this.settings.temperature,
-        seed: this.settings.seed,
-        onToken(tokens) {
-          if (firstTokenMs < 0) firstTokenMs = performance.now() - started;
-          tokenCount += tokens.length;
-        },
-        onTextChunk: request.onTextChunk,
-      });
-      return {
-        text: result.responseText,
-        stopReason: result.stopReason as StopReason,
-        tokenCount,
-        firstTokenMs: Math.max(0, firstTokenMs),
-        totalMs: performance.now() - started,
-      };
+      const result = await session.promptWithMeta(request.userPrompt, this.sampling(request, grammar, maxTokens, meter));
+      return meter.result(result.responseText, result.stopReason);
     } finally {
       session.dispose({ disposeSequence: false });
     }
@@ -360,13 +416,13 @@ export class ModelHost implements RoleModels {
 
   /** How many tokens `text` takes in a role's model (to fit a document into the role's context). */
   countTokens(role: RoleName, text: string): number {
-    return this.roles[role].context.model.tokenize(text).length;
+    return this.localRole(role).context.model.tokenize(text).length;
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const role of roleNames) await this.roles[role].context.dispose();
+    for (const role of roleNames) await this.roles[role]?.context.dispose();
     for (const model of this.models.values()) await model.dispose();
     this.grammars.clear();
   }

@@ -5,11 +5,12 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
-import type { Llama } from "node-llama-cpp";
+import { getLlamaGpuTypes, getModuleVersion, type Llama } from "node-llama-cpp";
 import { roleNames } from "../schemas";
 import { DEFAULT_CONTEXT_SIZE, type EngineSettings } from "../settings";
 import { downloadTimeouts, ModelsError } from "./download";
 import { detectHardware, insightsEstimator, planFit, type FitEstimator, type FitHardware, type FitPlan } from "./gpuFit";
+import { findGpuRuntimes, type GpuRuntime, type GpuType } from "./gpuRuntimes";
 import { loadManifest, resolveProfile, resolveSingleModel, type ResolvedModels } from "./manifest";
 import { planPull, pullProfile, removeProfile, type PullPlan, type PullProgress, type PullResult, type RemoveResult } from "./modelStore";
 
@@ -100,10 +101,18 @@ export class ModelsService {
       );
     const llama = await this.getLlama();
     return planFit(
-      { resolved, contextSize: this.settings.contextSize, gpuLayers: this.settings.gpuLayers, defaultContextSize: DEFAULT_CONTEXT_SIZE },
+      { resolved, contextSize: this.settings.contextSize, gpuLayers: this.settings.gpuLayers, defaultContextSize: DEFAULT_CONTEXT_SIZE, parallel: this.settings.parallelSubTasks },
       hooks.hardware ?? (await detectHardware(llama)),
       hooks.estimator ?? insightsEstimator(llama),
     );
+  }
+
+  /** The machine as the engine sees it, and which GPU runtimes node-llama-cpp finds (gpiot/hardware). */
+  async hardware(): Promise<Omit<FitHardware, "vramReserve"> & { platform: string; arch: string; runtimeVersion: string; supportedGpus: GpuType[]; gpuRuntimes: GpuRuntime[] }> {
+    const { vramReserve: _reserve, ...hardware } = await detectHardware(await this.getLlama());
+    const runtimeVersion = await getModuleVersion();
+    const supportedGpus = (await getLlamaGpuTypes("supported")).filter((gpu): gpu is GpuType => gpu !== false);
+    return { ...hardware, platform: process.platform, arch: process.arch, runtimeVersion, supportedGpus, gpuRuntimes: await findGpuRuntimes(runtimeVersion) };
   }
 
   /** Cancels every running pull. */

@@ -1,11 +1,12 @@
 /**
  * RT stage: one sub-task -> a task specification, by a chain of two prompts as in GPIoT:
- * first the user target, then the input/output specification given that target.
+ * first the user target, then the input/output specification given that target (and the specs of
+ * the sub-tasks before it).
  */
-import { IoSpecSchema, UserTargetSchema, type ResourceLimits, type SubTask, type TaskSpec } from "../schemas";
+import { IoSpecSchema, UserTargetSchema, type ResourceLimits, type SubTask, type TaskSpec, type UserTarget } from "../schemas";
 import { renderPassages, type Passage } from "./passages";
 import { describeLimits } from "./requirement";
-import { generateStructured, type RoleModels } from "./structuredGeneration";
+import { generateStructured, type RoleModels, type StructuredResult } from "./structuredGeneration";
 
 export interface TransformationInput {
   requirement: string;
@@ -76,26 +77,36 @@ export function buildIoPrompt(input: TransformationInput, target: string): strin
   ].join("\n");
 }
 
-export async function transformSubTask(models: RoleModels, input: TransformationInput, hooks: TransformationHooks): Promise<TransformationResult> {
-  const target = await generateStructured(models, {
+/** First prompt of the chain: the user target. It needs no other sub-task's spec, so targets can be written in parallel. */
+export function generateTarget(models: RoleModels, input: Omit<TransformationInput, "previousSpecs">, hooks: { signal?: AbortSignal; maxTokens: number; onTextChunk?: (text: string) => void }): Promise<StructuredResult<UserTarget>> {
+  return generateStructured(models, {
     stage: `Requirement transformation (RT) target of "${input.subTask.name}"`,
     role: "rt",
     schema: UserTargetSchema,
     systemPrompt: RT_SYSTEM_PROMPT,
-    userPrompt: buildTargetPrompt(input),
-    maxTokens: hooks.maxTokens.target,
+    userPrompt: buildTargetPrompt({ ...input, previousSpecs: [] }),
+    maxTokens: hooks.maxTokens,
     signal: hooks.signal,
-    onTextChunk: (text) => hooks.onTextChunk?.("target", text),
+    onTextChunk: hooks.onTextChunk,
   });
+}
+
+/** Second prompt of the chain: inputs and outputs, given the target and the specs before this sub-task. */
+export async function generateIoSpec(
+  models: RoleModels,
+  input: TransformationInput,
+  target: StructuredResult<UserTarget>,
+  hooks: { signal?: AbortSignal; maxTokens: number; onTextChunk?: (text: string) => void },
+): Promise<TransformationResult> {
   const io = await generateStructured(models, {
     stage: `Requirement transformation (RT) inputs/outputs of "${input.subTask.name}"`,
     role: "rt",
     schema: IoSpecSchema,
     systemPrompt: RT_SYSTEM_PROMPT,
     userPrompt: buildIoPrompt(input, target.value.target),
-    maxTokens: hooks.maxTokens.io,
+    maxTokens: hooks.maxTokens,
     signal: hooks.signal,
-    onTextChunk: (text) => hooks.onTextChunk?.("io", text),
+    onTextChunk: hooks.onTextChunk,
   });
   return {
     spec: { target: target.value.target, inputs: io.value.inputs, outputs: io.value.outputs },
@@ -103,6 +114,11 @@ export async function transformSubTask(models: RoleModels, input: Transformation
     totalMs: target.totalMs + io.totalMs,
     firstTokenMs: target.firstTokenMs,
   };
+}
+
+export async function transformSubTask(models: RoleModels, input: TransformationInput, hooks: TransformationHooks): Promise<TransformationResult> {
+  const target = await generateTarget(models, input, { signal: hooks.signal, maxTokens: hooks.maxTokens.target, onTextChunk: (text) => hooks.onTextChunk?.("target", text) });
+  return generateIoSpec(models, input, target, { signal: hooks.signal, maxTokens: hooks.maxTokens.io, onTextChunk: (text) => hooks.onTextChunk?.("io", text) });
 }
 
 function renderParameters(parameters: TaskSpec["inputs"]): string {

@@ -28,6 +28,8 @@ export interface GenerationResult {
   /** Milliseconds from the request to the first generated token. */
   firstTokenMs: number;
   totalMs: number;
+  /** A remote server's own account of the request (llama.cpp reports it), to compare with what the client saw. */
+  serverTimings?: { promptMs?: number; predictedMs?: number; predictedN?: number };
 }
 
 export interface RoleModels extends PromptFormatModels {

@@ -7,6 +7,7 @@ import { ErrorCodes, ResponseError, type Connection } from "vscode-languageserve
 import { InitializationOptionsSchema, notifications, requests, PROTOCOL_VERSION, type ParamsOf, type RequestName, type ResultOf } from "../protocol";
 import { ENGINE_VERSION, SynthesisEngine, toErrorInfo, type LogLevel } from "../engine/engine";
 import { EventBatcher } from "./eventBatcher";
+import { probeSandbox } from "../verify/sandboxProbe";
 
 const APPLICATION_ERROR = -32001;
 
@@ -25,14 +26,18 @@ const handlers: Handlers = {
   continue: (engine, params) => engine.continue(params),
   regenerate: (engine, params) => engine.regenerate(params),
   assemble: (engine, params) => engine.assemble(params),
+  previewProgram: (engine, params) => engine.previewProgram(params),
+  restoreProgram: (engine, params) => engine.restoreProgram(params),
   // Verify and repair
   verify: (engine, params) => engine.verify(params),
+  sandboxProbe: (engine) => probeSandbox({ python: engine.settings.verify.pythonPath ?? engine.settings.python, isolation: engine.settings.verify.isolation }),
   // Models: downloads, removal, GPU fit
   pullPlan: (engine, params) => engine.modelManager.plan(params?.profile),
   pullModel: (engine, params) => engine.modelManager.pull(params ?? {}),
   cancelPull: (engine, params) => engine.modelManager.cancelPull(params.pullId),
   removeModel: (engine, params) => engine.modelManager.remove(params.profile),
   modelFit: (engine, params) => engine.modelManager.fit(params ?? {}),
+  hardware: (engine) => engine.modelManager.hardware(),
   // Retrieval index
   indexList: (engine) => engine.retrievalIndex.list(),
   indexAdd: (engine, params) => engine.retrievalIndex.add(params),

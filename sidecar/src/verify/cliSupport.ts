@@ -4,9 +4,48 @@
  */
 import { askYesNo } from "../cli/askYesNo";
 import type { JobEvent } from "../protocol";
+import type { SandboxProbe } from "./report";
+import { probeSandbox } from "./sandboxProbe";
 
-/** Asks on the terminal; false (no consent) when stdin is not a terminal. */
-export const askConsent = askYesNo;
+export interface RunConsentOptions {
+  python: string;
+  isolation?: "auto" | "required" | "off";
+  /** --yes: consent given on the command line; what the sandbox is is still said. */
+  assumeYes: boolean;
+  /** --quiet: say nothing when the sandbox isolates and the answer is yes. */
+  quiet?: boolean;
+  /** Where the findings and the question go (stderr). */
+  write(text: string): void;
+  /** Asks a yes/no question; default: on the terminal, false without one. */
+  ask?(question: string): Promise<boolean>;
+}
+
+/** The question, after what the probe found: never a promise the sandbox cannot keep here. */
+export function consentQuestion(probe: SandboxProbe): string {
+  if (probe.outcome === "isolated") return "Run the generated program in this sandbox to check and repair it?";
+  return "Run the generated program WITHOUT isolation to check and repair it?";
+}
+
+/**
+ * Probes the sandbox, says what it found, and only then asks (or, with --yes, goes ahead). When
+ * the program would not run (no interpreter, isolation required but unavailable) it says why and
+ * returns false: the checks stay static.
+ */
+export async function askRunConsent(options: RunConsentOptions): Promise<boolean> {
+  const probe = await probeSandbox({ python: options.python, isolation: options.isolation });
+  if (!(options.quiet && options.assumeYes && probe.outcome === "isolated")) options.write(`Sandbox: ${probe.summary}\n`);
+  if (probe.outcome === "refused") {
+    options.write("Not running the generated program: static checks only.\n");
+    return false;
+  }
+  if (options.assumeYes) {
+    if (probe.outcome === "notIsolated") options.write("Running it without isolation (--yes).\n");
+    return true;
+  }
+  const consent = await (options.ask ?? askYesNo)(consentQuestion(probe));
+  if (!consent) options.write("Not running the generated program (no consent; pass --yes to allow it): static checks only.\n");
+  return consent;
+}
 
 /** `NAME=VALUE` pairs; VALUE is JSON when it parses, else text (as main.py reads --input). */
 export function parseInputPairs(pairs: string[]): Record<string, unknown> {
@@ -27,8 +66,11 @@ export function parseInputPairs(pairs: string[]): Record<string, unknown> {
 /** One progress line for a verify/repair event, or null for other events. */
 export function describeVerifyEvent(event: JobEvent): string | null {
   switch (event.type) {
-    case "verifyStarted":
-      return event.round === 0 ? `Verifying the program (${event.execute ? "static checks and a sandboxed run" : "static checks only"})` : `Verifying again after repair round ${event.round}`;
+    case "verifyStarted": {
+      if (event.round > 0) return `Verifying again after repair round ${event.round}`;
+      const sandbox = event.sandbox && event.sandbox.outcome !== "isolated" ? ` [sandbox ${event.sandbox.outcome === "notIsolated" ? "NOT isolated" : "refused"}: ${event.sandbox.reason ?? ""}]` : "";
+      return `Verifying the program (${event.execute ? "static checks and a sandboxed run" : "static checks only"})${sandbox}`;
+    }
     case "verifyResult": {
       const { report } = event;
       const run = report.execution;

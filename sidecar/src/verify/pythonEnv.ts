@@ -5,6 +5,7 @@
  * unprivileged user namespaces are allowed). Both are probed, never assumed.
  */
 import { spawn } from "node:child_process";
+import { shippedPythonPath } from "./pythonFiles";
 
 export interface PythonInfo {
   executable: string;
@@ -82,7 +83,7 @@ export function resolvePython(python: string): Promise<PythonInfo> {
   let cached = pythonCache.get(python);
   if (!cached) {
     cached = (async () => {
-      const result = await capture(python, ["-c", "import sys, json; print(json.dumps({'executable': sys.executable, 'version': sys.version.split()[0]}))"], {
+      const result = await capture(python, ["-B", shippedPythonPath("python_info.py")], {
         env: pythonEnvironment(),
         timeoutMs: 20_000,
       });
@@ -108,39 +109,73 @@ export interface IsolationSupport {
   prefix: string[];
   /** Why isolation is unavailable, in words. */
   reason?: string;
+  /** What the probe found, one item per check, in words. */
+  probed: string[];
+  /** A limitation of the isolation that is available. */
+  note?: string;
 }
 
-const UNSHARE_ARGS = ["--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "--kill-child", "--"];
+const NAMESPACES = ["--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "--kill-child"];
 const isolationCache = new Map<string, Promise<IsolationSupport>>();
 
+interface ProbeReport {
+  interfaces: string[];
+  connect: number;
+  pid: number;
+  readOnly?: boolean;
+  mountError?: string | null;
+  capabilitiesDropped?: boolean;
+}
+
+async function runProbe(pythonExecutable: string, unshareArgs: string[]): Promise<{ report: ProbeReport } | { problem: string }> {
+  const result = await capture("unshare", [...unshareArgs, "--", pythonExecutable, "-B", "-S", shippedPythonPath("isolation_probe.py")], { env: pythonEnvironment(), timeoutMs: 15_000 });
+  if (result.error) return { problem: `unshare is not usable here (${result.error.message})` };
+  try {
+    return { report: JSON.parse(result.stdout.trim()) as ProbeReport };
+  } catch {
+    return { problem: `user namespaces are not available (unshare: ${result.stderr.trim().split("\n").pop()?.slice(0, 200) || `exit code ${result.code}`})` };
+  }
+}
+
 /**
- * Checks that `unshare` can start the interpreter in new namespaces and that the network there
- * has nothing but loopback. Linux only; elsewhere (or where user namespaces are disabled, e.g.
- * some containers) runs are not network-isolated and the report says so.
+ * Runs sidecar/python/isolation_probe.py under `unshare` in the namespaces a program would get,
+ * and says what it found: only loopback and a failing connection in the network namespace, PID 1
+ * of a PID namespace (with its own /proc where the system allows it), a read-only remount in the
+ * mount namespace, and a child that could drop every capability. Linux only; elsewhere (or where
+ * user namespaces are disabled, e.g. some containers) runs are not isolated and the report says so.
  */
 export function probeIsolation(pythonExecutable: string): Promise<IsolationSupport> {
   let cached = isolationCache.get(pythonExecutable);
   if (!cached) {
-    cached = (async () => {
-      if (process.platform !== "linux") return { available: false, prefix: [], reason: `network and filesystem isolation need Linux namespaces; not available on ${process.platform}` };
-      const probe = [
-        "import socket, json",
-        "names = [name for _, name in socket.if_nameindex()]",
-        "s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
-        "s.settimeout(2)",
-        "code = s.connect_ex(('192.0.2.1', 9))",
-        "print(json.dumps({'interfaces': names, 'connect': code}))",
-      ].join("\n");
-      const result = await capture("unshare", [...UNSHARE_ARGS, pythonExecutable, "-c", probe], { env: pythonEnvironment(), timeoutMs: 15_000 });
-      if (result.error) return { available: false, prefix: [], reason: `unshare is not usable here (${result.error.message})` };
-      try {
-        const report = JSON.parse(result.stdout.trim()) as { interfaces: string[]; connect: number };
-        if (report.interfaces.some((name) => name !== "lo")) return { available: false, prefix: [], reason: `the new network namespace still has interfaces ${report.interfaces.join(", ")}` };
-        if (report.connect === 0) return { available: false, prefix: [], reason: "a connection succeeded inside the new network namespace" };
-        return { available: true, prefix: ["unshare", ...UNSHARE_ARGS] };
-      } catch {
-        return { available: false, prefix: [], reason: `user namespaces are not available (unshare: ${result.stderr.trim().split("\n").pop()?.slice(0, 200) || `exit code ${result.code}`})` };
+    cached = (async (): Promise<IsolationSupport> => {
+      if (process.platform !== "linux") return { available: false, prefix: [], reason: `network and filesystem isolation need Linux namespaces; not available on ${process.platform}`, probed: [] };
+      let args = [...NAMESPACES, "--mount-proc"];
+      let probe = await runProbe(pythonExecutable, args);
+      let ownProc = true;
+      if (!("report" in probe)) {
+        // Some containers refuse a new /proc; the namespaces still work without it.
+        const fallback = await runProbe(pythonExecutable, NAMESPACES);
+        if ("report" in fallback) {
+          args = NAMESPACES;
+          probe = fallback;
+          ownProc = false;
+        }
       }
+      if (!("report" in probe)) return { available: false, prefix: [], reason: probe.problem, probed: [] };
+      const report = probe.report;
+      const probed = [
+        `network: interfaces ${report.interfaces.join(", ") || "none"}; a connection to 192.0.2.1 ${report.connect === 0 ? "succeeded" : "failed"}`,
+        `processes: ${report.pid === 1 ? "a PID namespace of its own" : "no PID namespace"}${ownProc ? " with its own /proc" : " (the system's /proc stays visible)"}`,
+        `filesystem: ${report.readOnly ? "read-only remounts work" : `read-only remounts failed${report.mountError ? ` (${report.mountError})` : ""}`}`,
+        `privileges: ${report.capabilitiesDropped ? "every capability can be dropped" : "capabilities could not be dropped"}`,
+      ];
+      const unavailable = (reason: string): IsolationSupport => ({ available: false, prefix: [], reason, probed });
+      if (report.interfaces.some((name) => name !== "lo")) return unavailable(`the new network namespace still has interfaces ${report.interfaces.join(", ")}`);
+      if (report.connect === 0) return unavailable("a connection succeeded inside the new network namespace");
+      if (report.pid !== 1) return unavailable("the program would not get a PID namespace of its own");
+      if (!report.readOnly) return unavailable(`the filesystem cannot be made read-only (${report.mountError ?? "remount failed"})`);
+      if (!report.capabilitiesDropped) return unavailable("the program's capabilities could not be dropped");
+      return { available: true, prefix: ["unshare", ...args, "--"], probed, ...(ownProc ? {} : { note: "the system's /proc stays visible to the program: it can see other processes" }) };
     })();
     isolationCache.set(pythonExecutable, cached);
   }

@@ -9,11 +9,12 @@
  */
 import type { CodeState, ProgramSubTask } from "../protocol";
 import type { CodeArtifact, SyntaxCheck } from "../schemas";
-import { compareReports, type FailureKind, type VerificationState, type VerifyAttempt, type VerifyReport } from "./report";
+import { compareReports, type FailureKind, type SandboxProbe, type VerificationState, type VerifyAttempt, type VerifyReport } from "./report";
+import { probeSandbox } from "./sandboxProbe";
 import { verifyProgram, type ProgramFileLike, type VerifySettingsLike } from "./verifier";
 
 export type VerifyLoopEvent =
-  | { type: "verifyStarted"; round: number; execute: boolean }
+  | { type: "verifyStarted"; round: number; execute: boolean; sandbox?: SandboxProbe }
   | { type: "verifyResult"; round: number; report: VerifyReport }
   | { type: "repairAttempt"; round: number; subTaskId: string; subTaskIndex: number; failureKind: FailureKind; error: string };
 
@@ -68,8 +69,10 @@ export async function verifyAndRepair(host: RepairLoopHost, options: RepairLoopO
   const attempts: VerifyAttempt[] = [];
   const versions: Map<string, SavedCode>[] = [];
   let repairs: VerifyAttempt["repairs"] = [];
+  // Said before the first run: with "auto", an unisolated run happens only after this event says so.
+  const sandbox = options.execute ? await probeSandbox({ python: options.settings.python, isolation: options.settings.isolation }) : undefined;
   for (let round = 0; ; round++) {
-    host.emit({ type: "verifyStarted", round, execute: options.execute });
+    host.emit({ type: "verifyStarted", round, execute: options.execute, ...(sandbox ? { sandbox } : {}) });
     const { report } = await verifyProgram({
       files: host.assemble(),
       execute: options.execute,

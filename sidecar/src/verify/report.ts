@@ -35,9 +35,37 @@ export const IsolationSchema = z.object({
   processes: z.enum(["pidNamespace", "processGroup"]),
   /** RLIMIT_AS cap in MB, or null where the platform has none. */
   memoryCapMB: z.number().nullable(),
+  /** Set when folders were to be hidden from the program: "all" were empty in its view. */
+  hidden: z.enum(["all", "notAll"]).optional(),
   note: z.string().optional(),
 });
 export type Isolation = z.infer<typeof IsolationSchema>;
+
+/**
+ * What the sandbox can do on this machine, probed before anything runs: what a client shows
+ * before it asks the user to let a generated program run, and what `verifyStarted` carries.
+ */
+export const SandboxProbeSchema = z.object({
+  /** The interpreter programs would run with; null when none is usable. */
+  python: z.object({ executable: z.string(), version: z.string() }).nullable(),
+  /** The `verify.isolation` setting the probe was made for. */
+  mode: z.enum(["auto", "required", "off"]),
+  /** Network, filesystem and process isolation are all available. */
+  isolated: z.boolean(),
+  /** What was probed, one finding per line (empty when nothing could be probed). */
+  probed: z.array(z.string()),
+  /** Why the program would not be isolated. */
+  reason: z.string().optional(),
+  /**
+   * What a run would be: "isolated"; "notIsolated" (the "auto" setting falls back, with time,
+   * memory and output limits only); "refused" (isolation is required but unavailable, or there is
+   * no Python interpreter).
+   */
+  outcome: z.enum(["isolated", "notIsolated", "refused"]),
+  /** What a user should read before agreeing, in a few sentences. */
+  summary: z.string(),
+});
+export type SandboxProbe = z.infer<typeof SandboxProbeSchema>;
 
 export const SampleInputSchema = z.object({
   name: z.string(),
@@ -66,12 +94,19 @@ export const ExecutionReportSchema = z.object({
   memoryCapHit: z.boolean(),
   /** Wall-clock time of the whole process, interpreter start included. */
   wallMs: z.number(),
-  /** Time spent importing the sub-task modules. */
+  /** CPU time of the program and every process it started, from the kernel. */
+  cpuMs: z.number().nullable(),
+  /** Time spent importing the sub-task modules (the supervisor's clock between the program's marks). */
   importMs: z.number().nullable(),
-  /** Time spent in the sub-tasks' run() calls: what latency limits are checked against. */
+  /** Time spent in the sub-tasks' run() calls, on the supervisor's clock: what latency limits are checked against. */
   pipelineMs: z.number().nullable(),
-  /** Peak resident memory (ru_maxrss) of the program and its children. */
+  /** Peak resident memory (ru_maxrss, from the kernel) of the program or any process it started. */
   peakMemoryMB: z.number().nullable(),
+  /**
+   * The program's own report: "accepted" when it agrees with what the sandbox measured,
+   * "rejected" (with the contradiction) when it does not, "missing" when the program wrote none.
+   */
+  selfReport: z.object({ status: z.enum(["accepted", "rejected", "missing"]), problem: z.string().optional() }),
   stdout: z.string(),
   stderr: z.string(),
   stdoutBytes: z.number().int(),

@@ -1,20 +1,27 @@
 /**
- * Runs an assembled program in a sandbox: a temporary working copy of its files, a wall-clock
- * timeout, an address-space cap, a file-size cap, capped output capture, and, where Linux user
- * namespaces allow it, no network (a fresh network namespace with only loopback), a read-only
- * view of every other mount, and a PID namespace so nothing it starts outlives it.
+ * Runs an assembled program in a sandbox: a temporary working copy of its files (and of the data
+ * it is given), a wall-clock timeout, an address-space cap, a file-size cap, capped output
+ * capture, no capabilities, and, where Linux user namespaces allow it, no network (a fresh network
+ * namespace with only loopback), a read-only view of every other mount with the folders it must
+ * not see hidden, and a PID namespace with its own /proc so nothing it starts outlives it and it
+ * sees no other process.
  *
- * What it measures: exit code, wall time, time in the sub-tasks' imports and run() calls, peak
- * resident memory (ru_maxrss of the program and its children), stdout, stderr, and the final
- * values as JSON (reported by the preamble on file descriptor 3).
+ * The program runs under a supervisor (sidecar/python/sandbox_supervisor.py) that it cannot reach:
+ * exit status, CPU time and peak memory come from the kernel through the supervisor, times from
+ * the supervisor's clock, and the supervisor's report is signed with a per-run key. What the
+ * program's process says about itself (final values, the exception, its step marks) is used only
+ * when it agrees with those measurements (see sandboxReport.ts).
  */
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { cp, mkdir, mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { ExecutionError, Isolation } from "./report";
-import { probeIsolation, pythonEnvironment, resolvePython } from "./pythonEnv";
-import { SANDBOX_PREAMBLE } from "./sandboxPreamble";
+import { probeIsolation, pythonEnvironment, resolvePython, type IsolationSupport } from "./pythonEnv";
+import { shippedPythonPath } from "./pythonFiles";
+import { interpretRecords, readSupervisorReport, type ProgramView, type SelfReport } from "./sandboxReport";
 
 export interface SandboxFile {
   /** Relative, "/"-separated. */
@@ -41,6 +48,10 @@ export interface SandboxOptions {
   isolation?: "auto" | "required" | "off";
   /** Names of values to return from the final state (besides the last sub-task's outputs). */
   want?: string[];
+  /** Files or folders copied into the working copy (e.g. a benchmark's visible inputs), by relative path. */
+  copies?: { path: string; source: string }[];
+  /** Folders and files the program must not see (empty in its view where the sandbox isolates the filesystem). */
+  hidePaths?: string[];
   signal?: AbortSignal;
   /** Keep the working copy (for debugging); its path is in the result. */
   keepWorkdir?: boolean;
@@ -52,9 +63,14 @@ export interface SandboxResult {
   timedOut: boolean;
   outputLimitExceeded: boolean;
   cancelled: boolean;
+  /** Wall-clock time of the whole run, measured by GPIoT. */
   wallMs: number;
+  /** CPU time of the program and everything it started (kernel, through the supervisor). */
+  cpuMs: number | null;
+  /** Times between the preamble's marks, on the supervisor's clock. */
   importMs: number | null;
   pipelineMs: number | null;
+  /** The largest resident set of the program or any process it started (kernel, through the supervisor). */
   peakMemoryMB: number | null;
   stdout: string;
   stderr: string;
@@ -68,6 +84,10 @@ export interface SandboxResult {
   steps: SandboxStep[];
   /** The module whose step was running last (where a timeout or kill hit). */
   lastModule: string | null;
+  /** Whether the program's own report agreed with the measurements; a rejected one's values are dropped. */
+  selfReport: SelfReport;
+  /** Set when the run could not be measured (the supervisor was killed, failed, or could not start the program). */
+  supervisorError: string | null;
   isolation: Isolation;
   python: { executable: string; version: string };
   workdir: string | null;
@@ -81,11 +101,15 @@ export interface SandboxStep {
 
 export class IsolationUnavailableError extends Error {
   readonly code = "VERIFY_UNAVAILABLE";
-  constructor(reason: string) {
-    super(`The sandbox cannot isolate the program here (${reason}) and isolation is required.`);
+  constructor(reason: string, message = `The sandbox cannot isolate the program here (${reason}) and isolation is required.`) {
+    super(message);
     this.name = "IsolationUnavailableError";
   }
 }
+
+/** The supervisor measures a run from outside the program with fork and wait4: POSIX only. */
+export const SANDBOX_PLATFORM_PROBLEM =
+  process.platform === "win32" ? "running generated programs needs Linux or macOS (the sandbox measures a run from a parent process with fork and wait4); on Windows, use WSL. Static checks still run." : null;
 
 /** Keeps the head and the tail of a stream, counting every byte. */
 class BoundedCapture {
@@ -119,6 +143,16 @@ class BoundedCapture {
 }
 
 const INPUTS_FILE = ".gpiot-inputs.json";
+/** The most the program's report lines may take. */
+const MAX_REPORT_BYTES = 64 * 1024 * 1024;
+/** How long past the timeout the supervisor may take to stop the program and report. */
+const SUPERVISOR_GRACE_MS = 15_000;
+
+function insideWorkdir(workdir: string, relative: string): string {
+  const destination = path.join(workdir, ...relative.split("/"));
+  if (!destination.startsWith(workdir + path.sep)) throw new Error(`Refusing to write outside the working copy: ${relative}`);
+  return destination;
+}
 
 /** Writes `inputs` as the working copy's inputs file and returns main.py's arguments for it. */
 export function inputFiles(inputs: Record<string, unknown>): { file: SandboxFile; args: string[] } {
@@ -126,30 +160,44 @@ export function inputFiles(inputs: Record<string, unknown>): { file: SandboxFile
 }
 
 export async function runInSandbox(options: SandboxOptions): Promise<SandboxResult> {
+  if (SANDBOX_PLATFORM_PROBLEM) throw new IsolationUnavailableError(SANDBOX_PLATFORM_PROBLEM, `The sandbox cannot run the program here: ${SANDBOX_PLATFORM_PROBLEM}`);
   const python = await resolvePython(options.python);
   const mode = options.isolation ?? "auto";
-  const support = mode === "off" ? { available: false, prefix: [] as string[], reason: "isolation turned off" } : await probeIsolation(python.executable);
+  const support: IsolationSupport = mode === "off" ? { available: false, prefix: [], reason: "isolation turned off", probed: [] } : await probeIsolation(python.executable);
   if (mode === "required" && !support.available) throw new IsolationUnavailableError(support.reason ?? "unknown reason");
 
-  const workdir = await mkdtemp(path.join(os.tmpdir(), "gpiot-run-"));
+  const workdir = await realpath(await mkdtemp(path.join(os.tmpdir(), "gpiot-run-")));
   const started = performance.now();
   try {
     for (const file of options.files) {
-      const destination = path.join(workdir, ...file.path.split("/"));
-      if (!destination.startsWith(workdir + path.sep)) throw new Error(`Refusing to write outside the working copy: ${file.path}`);
+      const destination = insideWorkdir(workdir, file.path);
       await mkdir(path.dirname(destination), { recursive: true });
       await writeFile(destination, file.content);
     }
+    for (const copy of options.copies ?? []) {
+      const destination = insideWorkdir(workdir, copy.path);
+      await mkdir(path.dirname(destination), { recursive: true });
+      await cp(copy.source, destination, { recursive: true, mode: constants.COPYFILE_FICLONE });
+    }
     await mkdir(path.join(workdir, ".tmp"), { recursive: true });
+    const key = randomBytes(32);
+    const hide: string[] = [];
+    for (const hidden of options.hidePaths ?? []) hide.push(await realpath(hidden).catch(() => path.resolve(hidden)));
     const config = {
+      key: key.toString("hex"),
+      python: python.executable,
+      preamble: shippedPythonPath("sandbox_preamble.py"),
       workdir,
-      args: options.args,
+      isolateFs: support.available,
+      hide,
       memoryMB: options.memoryMB > 0 ? options.memoryMB : null,
       fileSizeMB: options.fileSizeMB ?? 256,
-      isolateFs: support.available,
-      want: options.want ?? [],
+      timeoutMs: options.timeoutMs,
+      maxHintBytes: MAX_REPORT_BYTES,
+      program: { workdir, args: options.args, want: options.want ?? [] },
     };
-    const command = [...support.prefix, python.executable, "-B", "-c", SANDBOX_PREAMBLE, JSON.stringify(config)];
+    // The supervisor needs only the standard library: no site-packages to start (-S), nothing from the environment (-I).
+    const command = [...support.prefix, python.executable, "-I", "-S", "-B", shippedPythonPath("sandbox_supervisor.py")];
     const env = pythonEnvironment({ HOME: workdir, TMPDIR: path.join(workdir, ".tmp"), TMP: path.join(workdir, ".tmp"), TEMP: path.join(workdir, ".tmp") });
     const captureBytes = options.captureBytes ?? 64 * 1024;
     const maxOutputBytes = options.maxOutputBytes ?? 8 * 1024 * 1024;
@@ -162,7 +210,7 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
     let cancelled = false;
 
     const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
-      const child = spawn(command[0], command.slice(1), { cwd: workdir, env, stdio: ["ignore", "pipe", "pipe", "pipe"], detached: true });
+      const child = spawn(command[0], command.slice(1), { cwd: workdir, env, stdio: ["pipe", "pipe", "pipe", "pipe"], detached: true });
       const killGroup = () => {
         try {
           if (child.pid) process.kill(-child.pid, "SIGKILL");
@@ -170,10 +218,11 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
           // already gone
         }
       };
+      // The supervisor enforces the timeout and reports; this is the backstop if it cannot.
       const timer = setTimeout(() => {
         timedOut = true;
         killGroup();
-      }, options.timeoutMs);
+      }, options.timeoutMs + SUPERVISOR_GRACE_MS);
       const onAbort = () => {
         cancelled = true;
         killGroup();
@@ -196,9 +245,11 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       const report = child.stdio[3] as NodeJS.ReadableStream;
       report.on("data", (chunk: Buffer) => {
         reportBytes += chunk.length;
-        if (reportBytes <= 64 * 1024 * 1024) reportChunks.push(chunk);
+        if (reportBytes <= MAX_REPORT_BYTES * 2) reportChunks.push(chunk);
       });
       report.on("error", () => undefined);
+      child.stdin!.on("error", () => undefined);
+      child.stdin!.end(JSON.stringify(config));
       // Whatever the program left running dies with it.
       child.on("exit", () => killGroup());
       child.on("error", (spawnError) => {
@@ -216,59 +267,60 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
     const wallMs = Math.round((performance.now() - started) * 10) / 10;
     if (outcome.spawnError) throw new Error(`Could not start ${command[0]}: ${outcome.spawnError.message}`);
 
-    let report: {
-      exitCode?: number;
-      importMs?: number;
-      pipelineMs?: number;
-      peakMemoryMB?: number | null;
-      error?: ExecutionError;
-      outputs?: Record<string, unknown>;
-      finalOutputs?: string[];
-      steps?: SandboxStep[];
-      setup?: { filesystem?: string; readOnlyFailed?: string[]; filesystemError?: string; limits?: { memory?: number | null; note?: string } };
-    } = {};
-    let lastModule: string | null = null;
-    for (const line of Buffer.concat(reportChunks).toString("utf8").split("\n")) {
-      if (!line.trim()) continue;
-      try {
-        const message = JSON.parse(line) as { current?: string | null; final?: typeof report };
-        if (message.final) report = message.final;
-        else if (message.current) lastModule = message.current;
-      } catch {
-        // a torn last line (the run was killed mid-write)
-      }
+    const read = reportBytes > MAX_REPORT_BYTES * 2 ? { problem: "the supervisor's report is too large" } : readSupervisorReport(Buffer.concat(reportChunks), key);
+    const trusted = "report" in read ? read.report : null;
+    let supervisorError: string | null = null;
+    if ("problem" in read) {
+      const how = outcome.signal ? `killed by ${outcome.signal}` : `exit code ${outcome.code}`;
+      supervisorError = `${read.problem} (${how})`;
+    } else if (trusted?.setup.execError) {
+      supervisorError = `the program could not be started: ${trusted.setup.execError}`;
     }
+    const view: ProgramView = trusted
+      ? interpretRecords(trusted)
+      : { outputs: null, finalOutputs: [], error: null, lastModule: null, importMs: null, pipelineMs: null, steps: [], selfReport: { status: "missing" } };
+    const setup = trusted?.setup ?? {};
     const notes: string[] = [];
     if (!support.available) notes.push(`not isolated: ${support.reason}`);
-    if (report.setup?.filesystemError) notes.push(`filesystem not isolated: ${report.setup.filesystemError}`);
-    if (report.setup?.readOnlyFailed?.length) notes.push(`mounts left writable: ${report.setup.readOnlyFailed.join(", ")}`);
-    if (report.setup?.limits?.note) notes.push(report.setup.limits.note);
+    if (support.available && support.note) notes.push(support.note);
+    if (setup.filesystemError) notes.push(`filesystem not isolated: ${setup.filesystemError}`);
+    if (setup.readOnlyFailed?.length) notes.push(`mounts left writable: ${setup.readOnlyFailed.join(", ")}`);
+    if (setup.hidden?.length) notes.push(`hidden from the program: ${setup.hidden.join(", ")}`);
+    if (setup.hideFailed?.length) notes.push(`could not hide: ${setup.hideFailed.join(", ")}`);
+    if (setup.privilegesError) notes.push(`capabilities not dropped: ${setup.privilegesError}`);
+    if (setup.limits?.note) notes.push(setup.limits.note);
+    if (view.selfReport.status === "rejected") notes.push(`the program's own report was rejected: ${view.selfReport.problem}`);
     const isolation: Isolation = {
       network: support.available ? "blocked" : "notIsolated",
-      filesystem: support.available && report.setup?.filesystem === "readOnly" && !report.setup.readOnlyFailed?.length ? "readOnly" : "notIsolated",
+      filesystem: support.available && setup.filesystem === "readOnly" && !setup.readOnlyFailed?.length ? "readOnly" : "notIsolated",
       processes: support.available ? "pidNamespace" : "processGroup",
-      memoryCapMB: report.setup?.limits?.memory ?? (report.setup ? null : options.memoryMB || null),
+      memoryCapMB: setup.limits?.memory ?? null,
+      ...(hide.length ? { hidden: setup.hidden?.length === hide.length ? "all" : "notAll" } : {}),
       ...(notes.length ? { note: notes.join("; ") } : {}),
     };
+    const program = trusted?.program;
     return {
-      exitCode: outcome.code,
-      signal: outcome.signal,
-      timedOut,
+      exitCode: program ? program.exitCode : null,
+      signal: program ? program.signal : outcome.signal,
+      timedOut: timedOut || (program?.timedOut ?? false),
       outputLimitExceeded,
       cancelled,
       wallMs,
-      importMs: typeof report.importMs === "number" ? report.importMs : null,
-      pipelineMs: typeof report.pipelineMs === "number" ? report.pipelineMs : null,
-      peakMemoryMB: typeof report.peakMemoryMB === "number" ? report.peakMemoryMB : null,
+      cpuMs: program?.cpuMs ?? null,
+      importMs: view.importMs,
+      pipelineMs: view.pipelineMs,
+      peakMemoryMB: program?.peakMemoryMB ?? null,
       stdout: stdout.text(),
       stderr: stderr.text(),
       stdoutBytes: stdout.total,
       stderrBytes: stderr.total,
-      error: report.error ?? null,
-      outputs: report.outputs ?? null,
-      finalOutputs: report.finalOutputs ?? [],
-      steps: report.steps ?? [],
-      lastModule,
+      error: view.error,
+      outputs: view.outputs,
+      finalOutputs: view.finalOutputs,
+      steps: view.steps,
+      lastModule: view.lastModule,
+      selfReport: view.selfReport,
+      supervisorError,
       isolation,
       python,
       workdir: options.keepWorkdir ? workdir : null,

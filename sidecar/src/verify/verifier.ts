@@ -35,8 +35,12 @@ export interface VerifyProgramOptions {
   /** Values for inputs by name; the rest are derived from the specs. */
   inputs?: Record<string, unknown>;
   dataFile?: string;
-  /** Extra files for the working copy (e.g. bench data). */
+  /** Extra files for the working copy. */
   extraFiles?: { path: string; content: string | Buffer }[];
+  /** Files or folders copied into the working copy (e.g. a benchmark's visible inputs). */
+  copies?: { path: string; source: string }[];
+  /** Folders and files the program must not see (e.g. a benchmark's withheld answers). */
+  hidePaths?: string[];
   /** Final values to return besides the last sub-task's outputs. */
   want?: string[];
   /** Skip deriving inputs: pass exactly `inputs`. */
@@ -99,6 +103,24 @@ function classifyRun(run: SandboxResult, pipeline: PipelineStepInfo[], settings:
   if (run.outputLimitExceeded) {
     const indexes = locateRunFailure({ error: null, stderr: "", lastModule: run.lastModule }, pipeline);
     return { kind: "runtime", message: `The program printed more than the sandbox allows${where(indexes)}`, subTaskIndexes: indexes, detail: `The program printed ${run.stdoutBytes + run.stderrBytes} bytes and was stopped${where(indexes)}; do not print large data.` };
+  }
+  if (run.supervisorError) {
+    const indexes = locateRunFailure({ error: null, stderr: "", lastModule: run.lastModule }, pipeline);
+    return {
+      kind: "runtime",
+      message: `The sandbox could not measure the run: ${run.supervisorError}`.slice(0, 300),
+      subTaskIndexes: indexes,
+      detail: `The sandbox could not measure the run (${run.supervisorError}); a program must not signal, trace or stop other processes.\n${output}`,
+    };
+  }
+  if (run.selfReport.status === "rejected") {
+    const indexes = locateRunFailure({ error: null, stderr: "", lastModule: run.lastModule }, pipeline);
+    return {
+      kind: "runtime",
+      message: `The program's report contradicts the sandbox's measurements: ${run.selfReport.problem}`.slice(0, 300),
+      subTaskIndexes: indexes,
+      detail: `The sandbox rejected the run: ${run.selfReport.problem}. A program must not write to file descriptor 3 or replace os._exit; return the values from run().`,
+    };
   }
   if (run.exitCode !== 0 || run.error) {
     const indexes = locateRunFailure(run, pipeline);
@@ -194,9 +216,11 @@ function executionReport(run: SandboxResult, described: ExecutionReport["inputs"
     outputLimitExceeded: run.outputLimitExceeded,
     memoryCapHit: run.error !== null && /MemoryError$/.test(run.error.type),
     wallMs: run.wallMs,
+    cpuMs: run.cpuMs,
     importMs: run.importMs,
     pipelineMs: run.pipelineMs,
     peakMemoryMB: run.peakMemoryMB,
+    selfReport: run.selfReport,
     stdout: run.stdout,
     stderr: run.stderr,
     stdoutBytes: run.stdoutBytes,
@@ -264,6 +288,8 @@ export async function verifyProgram(options: VerifyProgramOptions): Promise<Veri
     maxOutputBytes: (options.settings.maxOutputKB ?? 8192) * 1024,
     isolation: options.settings.isolation ?? "auto",
     want: options.want,
+    copies: options.copies,
+    hidePaths: options.hidePaths,
     signal: options.signal,
   });
   const execution = executionReport(run, derived.described);

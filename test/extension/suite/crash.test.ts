@@ -56,10 +56,14 @@ suite("the sidecar dies mid-job", () => {
     assert.ok(api.sidecar.generation > generationBefore, "a new sidecar generation");
     assert.notEqual(api.sidecar.pid, pidBefore);
     assert.equal(api.sidecar.state, "running");
-    assert.equal(program.lost, true);
+    // The program's decomposition survived the crash: the new engine took it over, marked as stopped, with Retry.
+    await api.recovery.whenRecovered();
+    assert.equal(program.lost, false);
+    assert.equal(program.generation, api.sidecar.generation, "restored in the new engine");
     assert.equal(program.phase, "failed");
-    const node = flatten(await api.treeSnapshot()).find((candidate) => candidate.kind === "program" && candidate.contextValue?.includes("retryable") && candidate.description === "engine restarted — retry");
-    assert.ok(node, "the lost program is marked in the tree");
+    const node = flatten(await api.treeSnapshot()).find((candidate) => candidate.kind === "program" && candidate.uid === program.uid);
+    assert.match(node?.contextValue ?? "", /\bretryable\b/);
+    assert.equal(node?.description, "stopped: the engine stopped — Retry", "the stopped program says so in the tree");
     // ... and the retry wrote the program, with nothing half-written beside it.
     assert.equal(result.status, "finished", result.error?.message);
     assert.equal(result.outDir, outDir);
@@ -82,5 +86,13 @@ suite("the sidecar dies mid-job", () => {
     assert.equal(existsSync(outDir), false);
     assert.deepEqual(partialFolders(path.dirname(outDir)), []);
     await waitFor("the restart", () => api.sidecar.state === "running" && api.sidecar.generation > generation, 30_000);
+    // Nothing of it was decomposed yet: it needs a new run, and the tree says so (never "ready").
+    await api.recovery.whenRecovered();
+    const program = api.store.get(result.programUid!)!;
+    assert.equal(program.lost, true);
+    const node = flatten(await api.treeSnapshot()).find((candidate) => candidate.kind === "program" && candidate.uid === program.uid);
+    assert.equal(node?.description, "needs a new run — Retry");
+    assert.match(node?.contextValue ?? "", /\bretryable\b/);
+    assert.doesNotMatch(node?.contextValue ?? "", /\b(editable|assemblable)\b/);
   });
 });

@@ -62,3 +62,23 @@ export const REQUIREMENTS = {
   steps: "Count steps from a wrist accelerometer signal",
   audio: "Classify audio events captured by a microphone array",
 };
+
+/** The repository (the tiny test models are in models/tiny). */
+export function repoRoot(): string {
+  const root = process.env.GPIOT_REPO_ROOT;
+  if (!root) throw new Error("GPIOT_REPO_ROOT is not set");
+  return root;
+}
+
+/** Changes a workspace setting of GPIoT and waits until the engine restarted with it and took the programs over. */
+export async function changeEngineSetting(api: GpiotExtensionApi, key: string, value: unknown): Promise<void> {
+  const generation = api.sidecar.generation;
+  await vscode.workspace.getConfiguration("gpiot").update(key, value, vscode.ConfigurationTarget.Workspace);
+  await waitFor(`the engine to restart with gpiot.${key}`, () => api.sidecar.generation > generation && api.sidecar.state === "running", 60_000);
+  await api.recovery.whenRecovered();
+}
+
+/** Discards every proposal still waiting for Accept or Discard. */
+export async function discardProposals(api: GpiotExtensionApi): Promise<void> {
+  for (const proposal of api.proposals.list()) await vscode.commands.executeCommand("gpiot.proposal.discard", { id: proposal.id });
+}

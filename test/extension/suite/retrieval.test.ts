@@ -57,9 +57,9 @@ suite("GPIoT: document index and citations", () => {
     assert.ok(link?.target && link.target.scheme === "command" && link.target.path === "gpiot.openCitation", JSON.stringify(links.map((each) => each.target?.toString())));
 
     // The task tree's tooltip names the sources.
-    const node = flatten(await api.treeSnapshot()).find((candidate) => candidate.kind === "subTask" && candidate.tooltip?.includes("**Sources**"));
+    const node = flatten(await api.treeSnapshot()).find((candidate) => candidate.kind === "subTask" && candidate.tooltip?.value.includes("**Sources**"));
     assert.ok(node, "a sub-task's tooltip lists its sources");
-    assert.match(node.tooltip!, /command:gpiot\.openCitation\?/);
+    assert.match(node.tooltip!.value, /command:gpiot\.openCitation\?/);
 
     // The link's command opens the document at the passage.
     const [target] = JSON.parse(decodeURIComponent(link.target.query)) as [{ path: string; line?: number }];

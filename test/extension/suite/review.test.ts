@@ -93,7 +93,7 @@ suite("review before generate", () => {
     assert.notEqual(program.subTasks[0].codeState, "stale");
     assert.equal(program.filesStale, true, "the files are out of date until assembled again");
 
-    const assembled = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.assemble", { programUid: program.uid });
+    const assembled = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.assemble", { programUid: program.uid }, { confirm: true });
     assert.equal(assembled.status, "finished", assembled.error?.message);
     assert.equal(program.filesStale, false);
     const manifest = readFileSync(path.join(outDir, "gpiot.json"), "utf8");

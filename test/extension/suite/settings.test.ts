@@ -5,6 +5,7 @@ import { getApi, waitFor } from "./helpers";
 suite("settings and the model state", () => {
   test("a profile whose files are missing means no model: the welcome view offers a choice", async () => {
     const api = await getApi();
+    assert.ok((await api.treeSnapshot()).length > 0, "the programs of the earlier suites are still listed (the tree is not empty)");
     const generation = api.sidecar.generation;
     const config = vscode.workspace.getConfiguration("gpiot");
     await config.update("profile", "no-such-profile", vscode.ConfigurationTarget.Workspace);
@@ -20,6 +21,6 @@ suite("settings and the model state", () => {
     await waitFor("the model to be available again", () => api.models.available === true, 30_000);
     const info = await vscode.commands.executeCommand<{ profile: string }>("gpiot.chooseProfile", "tiny");
     assert.equal(info?.profile, "tiny");
-    await waitFor("ready in the status bar", () => /GPIoT: ready/.test(api.statusBarText()));
+    await waitFor("the profile, loaded, in the status bar", () => /GPIoT: tiny · CPU/.test(api.statusBarText()));
   });
 });

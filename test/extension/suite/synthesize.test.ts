@@ -58,15 +58,15 @@ suite("GPIoT: Synthesize Program", () => {
 
     // Streaming editors and the program's main.py were opened.
     const openStreams = vscode.workspace.textDocuments.filter((document) => document.uri.scheme === "gpiot-stream" && document.uri.path.startsWith(`/${program.uid}/`)).map((document) => path.basename(document.uri.path));
-    for (const name of ["decomposition.md", "specs.md", "code.py"]) assert.ok(openStreams.includes(name), `${name} was opened (${openStreams.join(", ")})`);
-    const codeDocument = vscode.workspace.textDocuments.find((document) => document.uri.scheme === "gpiot-stream" && document.uri.path === `/${program.uid}/code.py`)!;
+    for (const name of ["decomposition.md", "specs.md", "code.py"]) assert.ok(openStreams.includes(`detect-heartbeats-single-${program.number}.${name}`), `${name} was opened (${openStreams.join(", ")})`);
+    const codeDocument = vscode.workspace.textDocuments.find((document) => document.uri.scheme === "gpiot-stream" && document.uri.path.startsWith(`/${program.uid}/`) && document.uri.path.endsWith(".code.py"))!;
     assert.equal(codeDocument.languageId, "python");
     assert.match(codeDocument.getText(), /# --- Sub-task 1: /);
     // The stream editors follow the job to its end.
     const finalText = () => !/being written|queued|no code yet/.test(codeDocument.getText());
     await waitFor(`the code stream to show the final code (it shows: ${codeDocument.getText().slice(0, 300)})`, () => finalText(), 10_000);
     await waitFor("main.py in the active editor", () => vscode.window.activeTextEditor?.document.uri.fsPath === path.join(result.outDir!, "main.py"));
-    assert.ok(api.ui.messages.some((message) => message.message.startsWith("GPIoT wrote")), "the user is told where the files are");
+    assert.ok(api.ui.messages.some((message) => message.kind === "status" && message.message.startsWith("GPIoT wrote")), "the user is told where the files are, in the status bar");
   });
 
   test("an existing folder is never overwritten without asking", async () => {

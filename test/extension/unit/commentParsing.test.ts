@@ -43,3 +43,36 @@ test("inserted code is indented like the comment", () => {
   const block = { startLine: 0, endLine: 0, style: "hash" as const, indent: "    ", text: "x" };
   assert.equal(insertionText(block, "def f():\n    return 1\n\n"), "\n    def f():\n        return 1\n");
 });
+
+test("comments that read like requirements get a CodeLens without being selected; others do not", async () => {
+  const { findRequirementBlocks, looksLikeRequirement } = await import("../../../extension/src/commentParsing");
+  const python = [
+    "# Copyright 2024 ACME. Licensed under the Apache License, Version 2.0.",
+    "import numpy as np",
+    "",
+    "# Read a temperature sensor every second and warn when it overheats",
+    "",
+    "# TODO: read the temperature sensor and report errors to the data logger",
+    "# x = read_sensor(port=3)",
+    "# y = np.mean(x)",
+    "",
+    "def helper(a, b):",
+    '    """Add two numbers.',
+    "",
+    "    Args:",
+    "        a: the first sensor reading",
+    '    """',
+    "    return a + b",
+    "",
+    "# small helper",
+    '"""',
+    "Count steps from a wrist accelerometer signal",
+    "and report them every minute.",
+    '"""',
+  ].join("\n");
+  const found = findRequirementBlocks(python, "python").map((block) => block.startLine);
+  assert.deepEqual(found, [3, 18], "the temperature comment and the step-counting docstring, nothing else");
+  const c = ["// Detect heartbeats in a single-lead ECG and report the heart rate", "int main(void) { return 0; }", "/* SPDX-License-Identifier: MIT */", "// GPIoT: blink"].join("\n");
+  assert.deepEqual(findRequirementBlocks(c, "c").map((block) => block.startLine), [0, 3], "a marked comment counts however short");
+  assert.equal(looksLikeRequirement({ startLine: 0, endLine: 0, style: "hash", indent: "", text: "loop over the items and sum them" }), false, "no sensor, signal or device");
+});
