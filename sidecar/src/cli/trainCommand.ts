@@ -145,7 +145,7 @@ export function trainerSettings(values: Record<string, string | boolean | undefi
 function checkName(name: string, manifestPath: string): void {
   if (!PROFILE_NAME_PATTERN.test(name)) throw new TrainUsageError(`"${name}" cannot be a profile name: use letters, digits, ".", "_" and "-" (set one with --name)`);
   const manifest = loadManifest(manifestPath, { profilesDir: false });
-  if (name in manifest.profiles) throw new TrainUsageError(`the profile name "${name}" is taken by ${manifestPath}; choose another with --name`);
+  if (manifest.profiles.has(name)) throw new TrainUsageError(`the profile name "${name}" is taken by ${manifestPath}; choose another with --name`);
 }
 
 interface Session {
