@@ -184,6 +184,36 @@ describe("the sidecar with an index", () => {
     await assert.rejects(sidecar.client.request("indexRemove", { source: "s0000000000" }), (error: { data?: { code: string } }) => error.data?.code === "INDEX_SOURCE_NOT_FOUND");
   });
 
+  test("gpiot/cancelIndex stops an update while it embeds; the index stays as it was and keeps serving", async () => {
+    const big = path.join(scratch, "big-docs");
+    for (let copy = 0; copy < 20; copy++) {
+      cpSync(DOCS, path.join(big, `copy${copy}`), { recursive: true });
+      for (const name of readdirSync(path.join(big, `copy${copy}`))) {
+        const file = path.join(big, `copy${copy}`, name);
+        writeFileSync(file, readFileSync(file, "utf8").replace(/\n\n/g, ` (copy ${copy})\n\n`));
+      }
+    }
+    const before = await sidecar.client.request("indexList");
+    const embedding = new Promise<void>((resolve) => {
+      const subscription = sidecar.client.onIndexProgress((event) => {
+        if (event.phase === "embed" && event.done > 0) {
+          subscription.dispose();
+          resolve();
+        }
+      });
+    });
+    const adding = sidecar.client.request("indexAdd", { path: big });
+    const outcome = adding.then(
+      () => "finished",
+      (error: { data?: { code: string }; message: string }) => `${error.data?.code}: ${error.message}`,
+    );
+    await Promise.race([embedding, outcome]);
+    assert.deepEqual(await sidecar.client.request("cancelIndex"), { cancelled: true });
+    assert.match(await outcome, /^CANCELLED: .*as it was before/);
+    assert.deepEqual(await sidecar.client.request("indexList"), before, "the index and its sources as before");
+    assert.equal((await sidecar.client.request("indexSearch", { query: "heart rate", k: 2 })).passages.length, 2);
+  });
+
   test("a synthesis puts passages into RT and CG, and the citations reach the events, the snapshot and the files", async () => {
     const outDir = path.join(scratch, "with-passages");
     const { jobId, programId } = await sidecar.client.request("synthesize", { requirement: REQUIREMENT, outDir });
