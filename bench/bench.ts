@@ -18,6 +18,8 @@
  * 6. The remote backend through llama.cpp's llama-server (--parallel 4) serving the same tiny
  *    model and adapters: whole-job tokens/s at 1, 2 and 4 sub-tasks at once, IoT Bench programs/min
  *    at concurrency 1 vs 4, and the client's time per request vs the server's own timings.
+ * 7. Retrieval (bench/retrievalBench.ts): index build and query latency at 10k and 100k chunks next to
+ *    exact brute-force search, `index add` next to embedding alone, the prompt tokens retrieval adds to a job.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -42,6 +44,7 @@ import { repoRoot, setUpTestModels, sidecarPath, type TestModelSetup } from "../
 import { formatDataBench, runDataBench } from "./dataBench";
 import { formatExtensionBench, runExtensionBench } from "./extensionBench";
 import { formatMemoryFigures, measureRoleMemory } from "./memory";
+import { runRetrievalBench } from "./retrievalBench";
 import { runTrainBench } from "./trainBench";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
@@ -381,6 +384,9 @@ async function main(): Promise<void> {
 
     console.log("");
     console.log((await runTrainBench()).join("\n"));
+
+    console.log("");
+    console.log((await runRetrievalBench({ setup, scratch })).join("\n"));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     rmSync(setup.dir, { recursive: true, force: true });

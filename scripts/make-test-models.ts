@@ -15,3 +15,4 @@ console.log(`  adapter td:         ${paths.adapters.td}`);
 console.log(`  adapter rt:         ${paths.adapters.rt}`);
 console.log(`  adapter cg:         ${paths.adapters.cg}`);
 console.log(`  mismatched adapter: ${paths.mismatchedAdapter}`);
+console.log(`  embedding model:    ${paths.embedding}`);

@@ -11,7 +11,7 @@ import type { EngineSettingsInput, ReviewMode } from "../../sidecar/src/protocol
 export const SECTION = "gpiot";
 
 /** Settings whose change needs a restart of the sidecar (they are its initializationOptions). */
-export const ENGINE_SETTINGS = ["profile", "modelPath", "manifestPath", "threads", "gpu", "contextSize", "temperature", "pythonPath", "modelsDir", "offline", "downloadEndpoint", "parallelSubTasks", "backend", "remote"] as const;
+export const ENGINE_SETTINGS = ["profile", "modelPath", "manifestPath", "threads", "gpu", "contextSize", "temperature", "pythonPath", "modelsDir", "offline", "downloadEndpoint", "parallelSubTasks", "backend", "remote", "retrieval"] as const;
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration(SECTION);
@@ -62,7 +62,29 @@ export function engineSettings(defaultModelsDir?: string): EngineSettingsInput {
   const python = c.get<string>("pythonPath", "").trim();
   // A bare name ("python3") is looked up on PATH; anything with a separator is a path.
   if (python) settings.python = /[\\/]/.test(python) ? resolveSettingPath(python)! : python;
+  settings.retrieval = retrievalSettings();
   return settings;
+}
+
+/** Where the document index lives: set once at activation to a folder of the extension's global storage. */
+let indexDir: string | undefined;
+
+export function setIndexDir(dir: string): void {
+  indexDir = dir;
+}
+
+/** The `gpiot.retrieval.*` settings, the index folder and the open workspace folders (for workspace sources). */
+export function retrievalSettings(): NonNullable<EngineSettingsInput["retrieval"]> {
+  const c = config();
+  const k = c.get<number>("retrieval.k", 4);
+  const sources = c.get<string[]>("retrieval.sources", []).filter((value) => typeof value === "string" && value.trim()).map((value) => (/^s[0-9a-f]{10}$/.test(value.trim()) ? value.trim() : (resolveSettingPath(value) ?? value)));
+  return {
+    enabled: c.get<boolean>("retrieval.enabled", true) !== false,
+    ...(Number.isInteger(k) && k >= 1 && k <= 20 ? { k } : {}),
+    sources,
+    ...(indexDir ? { indexDir } : {}),
+    workspaceFolders: (vscode.workspace.workspaceFolders ?? []).filter((folder) => folder.uri.scheme === "file").map((folder) => folder.uri.fsPath),
+  };
 }
 
 export function reviewMode(): ReviewMode {

@@ -22,14 +22,18 @@
  *   engineRecovery.ts     programs taken over by a restarted engine
  *   programRules.ts       the task tree's rules (pure)
  *   remoteBackend.ts      roles on an OpenAI-compatible server, its API key, parallel sub-tasks
+ *   documentIndex.ts      the document index: add a folder, show, remove, rebuild
+ *   citations.ts          the passages specs and code were written with: Sources, tooltips, open at the passage
  *
  * activate() returns an API (GpiotExtensionApi) that tests and the benchmark read state from.
  */
 import path from "node:path";
 import * as vscode from "vscode";
 import { registerChatParticipant } from "./chatParticipant";
+import { registerCitations } from "./citations";
 import { CommentChat, type CommentThreadInfo } from "./commentChat";
-import { ENGINE_SETTINGS, engineSettings, SECTION } from "./config";
+import { ENGINE_SETTINGS, engineSettings, SECTION, setIndexDir } from "./config";
+import { DocumentIndex } from "./documentIndex";
 import { ModelDownloads } from "./downloadModel";
 import { EngineRecovery } from "./engineRecovery";
 import { GpuRuntimes } from "./gpuRuntime";
@@ -60,6 +64,7 @@ export interface GpiotExtensionApi {
   readonly recovery: EngineRecovery;
   readonly tree: TaskTree;
   readonly ui: Ui;
+  readonly documentIndex: DocumentIndex;
   /** Where downloaded models go unless gpiot.modelsDir says otherwise. */
   readonly defaultModelsDir: string;
   /** The task tree as the view shows it (every node expanded). */
@@ -81,6 +86,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
   const log = vscode.window.createOutputChannel("GPIoT", { log: true });
   const ui = new Ui(log);
   const defaultModelsDir = path.join(context.globalStorageUri.fsPath, "models");
+  setIndexDir(path.join(context.globalStorageUri.fsPath, "index"));
   const store = new ProgramStore();
   // A changed API key reaches the engine by a restart, after the running job.
   let keyChanged = false;
@@ -120,6 +126,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
   review = new ReviewCommands({ ...synthesis, store, tree, proposals, currentGeneration: () => sidecar.generation });
   const commentChat = new CommentChat({ ...synthesis, proposals }, context.extensionUri);
   const statusBar = new ModelStatusBar(models);
+  const documentIndex = new DocumentIndex(sidecar, ui);
 
   context.subscriptions.push(
     log,
@@ -144,6 +151,8 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     ...review.register(),
     ...commentChat.register(),
     ...models.register(),
+    ...documentIndex.register(),
+    ...registerCitations(ui),
     ...downloads.register(),
     ...gpuRuntimes.register(),
     remote,
@@ -185,6 +194,8 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (ENGINE_SETTINGS.some((key) => event.affectsConfiguration(`${SECTION}.${key}`))) applySettings();
     }),
+    // Workspace sources of the index are searched only while their folder is open.
+    vscode.workspace.onDidChangeWorkspaceFolders(() => applySettings()),
     store.onDidEndJob(() => {
       if (pendingSettings) applySettings();
       if (keyChanged) void restartForKey();
@@ -216,6 +227,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     recovery,
     tree,
     ui,
+    documentIndex,
     defaultModelsDir,
     treeSnapshot: () => tree.snapshot(),
     statusBarText: () => statusBar.text,

@@ -349,6 +349,7 @@ export class ProgramStore implements vscode.Disposable {
         if (entry) {
           entry.spec = event.spec;
           entry.specMarkdown = event.markdown;
+          entry.specCitations = event.citations ?? [];
           entry.specStale = undefined;
           entry.activeStage = undefined;
           if (entry.artifact) entry.codeState = "stale";
@@ -371,6 +372,7 @@ export class ProgramStore implements vscode.Disposable {
           entry.artifact = event.artifact;
           entry.syntax = event.syntax;
           entry.codeStream = event.artifact.code;
+          entry.codeCitations = event.citations ?? [];
           entry.codeState = event.syntax.checked && !event.syntax.ok ? "syntaxError" : "done";
           entry.activeStage = undefined;
         }

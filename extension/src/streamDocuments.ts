@@ -12,6 +12,7 @@
  * programs have different titles (e.g. "detect-heartbeats-ecg-2.code.py").
  */
 import * as vscode from "vscode";
+import { sourcesMarkdown } from "./citations";
 import { programFolderName } from "./config";
 import type { ProgramState, ProgramStore, SubTaskState } from "./programStore";
 
@@ -65,7 +66,7 @@ export function renderDecomposition(program: ProgramState): string {
 
 export function renderSpec(entry: SubTaskState, index: number): string {
   const lines = [`## ${index + 1}. ${entry.subTask.name}`, ""];
-  if (entry.specMarkdown) lines.push(entry.specMarkdown.trim(), "");
+  if (entry.specMarkdown) lines.push(entry.specMarkdown.trim(), "", ...sourcesMarkdown(entry));
   else if (entry.activeStage === "rt") lines.push("_The requirement transformation model is writing:_", "", "```json", entry.specStream.slice(-4000), "```", "");
   else lines.push("_No specification yet._", "");
   return lines.join("\n");

@@ -12,6 +12,7 @@
  */
 import path from "node:path";
 import * as vscode from "vscode";
+import { OPEN_CITATION_COMMAND, sourcesTooltip } from "./citations";
 import type { ProgramState, ProgramStore, SubTaskState } from "./programStore";
 import { describePhase } from "./progress";
 import { short } from "./jobs";
@@ -509,7 +510,10 @@ function subTaskTooltip(subTask: { name: string; problem: string; steps: string[
   const lines = [`**${escapeMarkdown(subTask.name)}**`, "", escapeMarkdown(subTask.problem), "", ...subTask.steps.map((step) => `- ${escapeMarkdown(step)}`)];
   if (entry?.specStale) lines.push("", `_${vscode.l10n.t("Edited after its spec was written: the spec and code below are out of date until you regenerate them.")}_`);
   else if (entry?.codeState === "stale") lines.push("", `_${vscode.l10n.t("The code is out of date: regenerate it.")}_`);
-  return new vscode.MarkdownString(lines.join("\n"));
+  const tooltip = new vscode.MarkdownString(lines.join("\n") + (entry ? sourcesTooltip(entry) : ""));
+  // Only the command that opens a cited source runs from the tooltip's links.
+  tooltip.isTrusted = { enabledCommands: [OPEN_CITATION_COMMAND] };
+  return tooltip;
 }
 
 function codeStateText(entry: SubTaskState): string {

@@ -13,8 +13,8 @@
  * one `jobFinished` or `jobFailed` event.
  */
 import { z } from "zod";
-import { CodeArtifactSchema, ResourceLimitsSchema, SubTaskSchema, SyntaxCheckSchema, TaskSpecSchema } from "./schemas";
-import { EngineSettingsSchema } from "./settings";
+import { CitationSchema, CodeArtifactSchema, ResourceLimitsSchema, SubTaskSchema, SyntaxCheckSchema, TaskSpecSchema } from "./schemas";
+import { EngineSettingsSchema, RetrievalSettingsSchema } from "./settings";
 import { FailureKind, SandboxProbeSchema, VerificationStateSchema, VerifyFailureSchema, VerifyReportSchema, VerifyRequestSchema } from "./verify/report";
 
 export const PROTOCOL_VERSION = 1;
@@ -107,6 +107,12 @@ export const InitializationOptionsSchema = withSafeText(
     modelPath: PathText.optional(),
     manifestPath: PathText.optional(),
     modelsDir: PathText.optional(),
+    retrieval: RetrievalSettingsSchema.extend({
+      indexDir: PathText.optional(),
+      embeddingModelPath: PathText.optional(),
+      sources: z.array(PathText).default([]),
+      workspaceFolders: z.array(PathText).default([]),
+    }).default(RetrievalSettingsSchema.parse({})),
   }),
 );
 
@@ -159,6 +165,13 @@ export const ErrorCode = z.enum([
   "CHECKSUM_MISMATCH",
   /** A PEFT adapter could not be converted to a GGUF LoRA adapter. */
   "CONVERSION_FAILED",
+  // Retrieval index
+  /** Another process is updating the index. */
+  "INDEX_BUSY",
+  /** What was given to the index cannot be added (missing, too broad, not a folder or corpus). */
+  "INDEX_INPUT_INVALID",
+  /** The index has no such source. */
+  "INDEX_SOURCE_NOT_FOUND",
   /** The server of a remote role cannot be reached (connection refused, unknown host, no answer in time). */
   "REMOTE_UNREACHABLE",
   /** The server refused the API key (401/403). */
@@ -221,6 +234,10 @@ export const ProgramSubTaskSchema = z.object({
   artifact: CodeArtifactSchema.nullable(),
   syntax: SyntaxCheckSchema.nullable(),
   codeState: CodeState,
+  /** The passages RT's prompts held when the spec was written (absent or empty: none). */
+  specCitations: z.array(CitationSchema).optional(),
+  /** The passages CG's prompt held when the code was written. */
+  codeCitations: z.array(CitationSchema).optional(),
   /** The sub-task's text was edited after its spec was written: spec and code are kept, but out of date until regenerated. */
   specStale: z.boolean().optional(),
 });
@@ -257,10 +274,15 @@ export const JobEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("subTaskDecomposed"), ...jobRef, index: z.number().int(), subTask: SubTaskSchema }),
   /** TD's complete, validated decomposition with the ids the program gave the sub-tasks. */
   z.object({ type: z.literal("decomposed"), ...jobRef, subTasks: z.array(z.object({ id: z.string(), subTask: SubTaskSchema })) }),
-  z.object({ type: z.literal("specReady"), ...jobRef, subTaskId: z.string(), spec: TaskSpecSchema, markdown: z.string() }),
+  z.object({ type: z.literal("specReady"), ...jobRef, subTaskId: z.string(), spec: TaskSpecSchema, markdown: z.string(), citations: z.array(CitationSchema).optional() }),
   /** Decoded Python source as the model writes it. */
   z.object({ type: z.literal("codeDelta"), ...jobRef, subTaskId: z.string(), text: z.string() }),
-  z.object({ type: z.literal("codeReady"), ...jobRef, subTaskId: z.string(), artifact: CodeArtifactSchema, syntax: SyntaxCheckSchema }),
+  z.object({ type: z.literal("codeReady"), ...jobRef, subTaskId: z.string(), artifact: CodeArtifactSchema, syntax: SyntaxCheckSchema, citations: z.array(CitationSchema).optional() }),
+  // Retrieval
+  /** The passages put into a stage's prompt for a sub-task, and the prompt tokens they add. */
+  z.object({ type: z.literal("passagesRetrieved"), ...jobRef, stage: z.enum(["rt", "cg"]), subTaskId: z.string(), citations: z.array(CitationSchema), promptTokens: z.number().int() }),
+  /** Something went wrong that does not fail the job (an unusable retrieval index): what and what to do. */
+  z.object({ type: z.literal("warning"), ...jobRef, stage: StageName.optional(), subTaskId: z.string().optional(), code: z.enum(["RETRIEVAL_UNAVAILABLE"]), message: z.string() }),
   z.object({ type: z.literal("stageFailed"), ...jobRef, stage: StageName, subTaskId: z.string().optional(), error: ErrorInfoSchema }),
   z.object({ type: z.literal("fileWritten"), ...jobRef, path: z.string(), kind: z.enum(["module", "main", "readme", "requirements", "manifest"]) }),
   z.object({
@@ -342,6 +364,54 @@ export const ProfileSummarySchema = z.object({
 
 const empty = z.object({}).strict().optional();
 
+// Retrieval index
+export const IndexSourceKindSchema = z.enum(["folder", "corpus", "workspace"]);
+const SkippedFileSchema = z.object({ path: z.string(), reason: z.string() });
+export const IndexSourceInfoSchema = z.object({
+  id: z.string(),
+  kind: IndexSourceKindSchema,
+  path: z.string(),
+  addedAt: z.string(),
+  files: z.number().int(),
+  chunks: z.number().int(),
+  skipped: z.array(SkippedFileSchema),
+  missing: z.boolean(),
+});
+export const IndexListingSchema = z.object({
+  dir: z.string(),
+  state: z.enum(["none", "ready", "stale"]),
+  problem: z.string().optional(),
+  notes: z.array(z.string()),
+  embedding: z.object({ key: z.string(), dims: z.number().int() }).nullable(),
+  sources: z.array(IndexSourceInfoSchema),
+  chunks: z.number().int(),
+  vectors: z.number().int(),
+});
+export type IndexListing = z.infer<typeof IndexListingSchema>;
+export const IndexUpdateSummarySchema = z.object({
+  sources: z.number().int(),
+  chunks: z.number().int(),
+  vectors: z.number().int(),
+  files: z.object({ read: z.number().int(), unchanged: z.number().int(), removed: z.number().int() }),
+  skipped: z.array(SkippedFileSchema),
+  chunksAdded: z.number().int(),
+  chunksRemoved: z.number().int(),
+  /** Chunks embedded in this update: only new or changed text is. */
+  embedded: z.number().int(),
+  embedding: z.object({ key: z.string(), dims: z.number().int() }).nullable(),
+  notes: z.array(z.string()),
+});
+export type IndexUpdateSummary = z.infer<typeof IndexUpdateSummarySchema>;
+const IndexSourceRefSchema = z.object({ id: z.string(), kind: IndexSourceKindSchema, path: z.string(), addedAt: z.string() });
+export const IndexProgressSchema = z.object({
+  operation: z.enum(["add", "remove", "rebuild"]),
+  phase: z.enum(["read", "embed", "write"]),
+  done: z.number().int(),
+  total: z.number().int(),
+  file: z.string().optional(),
+});
+export type IndexProgress = z.infer<typeof IndexProgressSchema>;
+
 /** What to verify; the data file the user names is a path. */
 const VerifyParamsSchema = VerifyRequestSchema.extend({ dataFile: PathText.optional() });
 
@@ -352,7 +422,7 @@ export const PullPlanSchema = z.object({
   modelsDir: z.string(),
   items: z.array(
     z.object({
-      kind: z.enum(["model", "adapter"]),
+      kind: z.enum(["model", "adapter", "embedding"]),
       roles: z.array(z.string()),
       path: z.string(),
       action: z.enum(["present", "download", "convert"]),
@@ -597,6 +667,31 @@ export const requests = {
   ),
   /** GPU fit for a profile whose files are present: backend, layers, context per role, and why. */
   modelFit: request("gpiot/modelFit", z.object({ profile: NameText.optional() }).strict(), ModelFitSchema),
+  // Retrieval index
+  /** The index: its folder, state (and the problem when it cannot be used), sources, chunks and embedding model. */
+  indexList: request("gpiot/indexList", empty, IndexListingSchema),
+  /**
+   * Adds a folder of documents (PDF, Markdown, text), a workspace folder (`kind: "workspace"`: used
+   * only while that folder is open) or a retrieval corpus file, and indexes it; a source added again
+   * is updated incrementally. Progress arrives as `gpiot/indexProgress`; `gpiot/cancelIndex` stops it.
+   */
+  indexAdd: request(
+    "gpiot/indexAdd",
+    z.object({ path: PathText, kind: IndexSourceKindSchema.optional(), embeddings: z.boolean().optional() }).strict(),
+    z.object({ source: IndexSourceRefSchema, existed: z.boolean(), summary: IndexUpdateSummarySchema }),
+  ),
+  /** Removes a source (by id or path) and its chunks. */
+  indexRemove: request("gpiot/indexRemove", z.object({ source: PathText }).strict(), z.object({ removed: IndexSourceRefSchema, summary: IndexUpdateSummarySchema })),
+  /** Reads every source again, incrementally (`full`: from scratch, embeddings included). */
+  indexRebuild: request("gpiot/indexRebuild", z.object({ full: z.boolean().optional() }).strict().optional(), IndexUpdateSummarySchema),
+  /** Stops the index update that is running; the index stays as it was. */
+  cancelIndex: request("gpiot/cancelIndex", empty, z.object({ cancelled: z.boolean() })),
+  /** The passages retrieval would put into a prompt for this text (with the settings' sources and k). */
+  indexSearch: request(
+    "gpiot/indexSearch",
+    z.object({ query: ProseText.pipe(z.string().min(1).max(8000)), k: z.number().int().min(1).max(50).optional() }).strict(),
+    z.object({ passages: z.array(z.object({ citation: CitationSchema, text: z.string() })), warnings: z.array(z.string()) }),
+  ),
 } as const;
 
 export const notifications = {
@@ -606,6 +701,8 @@ export const notifications = {
   modelEvent: notification("gpiot/modelEvent", ModelEventSchema),
   /** Progress of a `gpiot/pullModel`: bytes of the current file, throttled to a few per second. */
   pullProgress: notification("gpiot/pullProgress", PullProgressSchema),
+  /** Progress of an index update (files read, chunks embedded), throttled to a few per second. */
+  indexProgress: notification("gpiot/indexProgress", IndexProgressSchema),
 } as const;
 
 export type RequestName = keyof typeof requests;
@@ -677,5 +774,21 @@ export class GpiotRpcClient {
     }
     this.pullListeners.add(listener);
     return { dispose: () => this.pullListeners.delete(listener) };
+  }
+
+  // Retrieval index
+  private readonly indexListeners = new Set<(progress: IndexProgress) => void>();
+  private indexSubscribed = false;
+
+  onIndexProgress(listener: (progress: IndexProgress) => void): { dispose(): void } {
+    if (!this.indexSubscribed) {
+      this.indexSubscribed = true;
+      this.endpoint.onNotification(notifications.indexProgress.method, (params) => {
+        const progress = IndexProgressSchema.parse(params);
+        for (const each of [...this.indexListeners]) each(progress);
+      });
+    }
+    this.indexListeners.add(listener);
+    return { dispose: () => this.indexListeners.delete(listener) };
   }
 }

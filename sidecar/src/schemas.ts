@@ -76,3 +76,42 @@ export const ResourceLimitsSchema = z.object({
   latencyMs: z.number().positive().optional(),
 });
 export type ResourceLimits = z.infer<typeof ResourceLimitsSchema>;
+
+/**
+ * A passage retrieval put into a prompt, and where it came from: enough to name it in the program's
+ * files and to open the source at the passage (the file, the PDF page, the line of a text file).
+ */
+export const CitationSchema = z.object({
+  /** 1-based number of the passage in the prompt ("[1]"). */
+  n: z.number().int().positive(),
+  chunkId: z.string(),
+  sourceId: z.string(),
+  sourceKind: z.enum(["folder", "corpus", "workspace"]),
+  /** Absolute path of the file to open: the document, or the corpus file that holds the chunk. */
+  path: z.string(),
+  /** What to call it: the document's path within its folder, or the corpus chunk's paper or function. */
+  document: z.string(),
+  page: z.number().int().positive().optional(),
+  section: z.string().optional(),
+  /** 1-based line of `path` where the passage starts, when known. */
+  line: z.number().int().positive().optional(),
+  package: z.string().optional(),
+  function: z.string().optional(),
+  /** Fused rank score (reciprocal rank fusion of the lexical and the vector ranking). */
+  score: z.number(),
+  /** The start of the passage, for tooltips and lists. */
+  excerpt: z.string(),
+});
+export type Citation = z.infer<typeof CitationSchema>;
+
+/** "ecg.md, p. 3, §4 QRS Detection, line 12" */
+export function describeCitation(citation: Citation): string {
+  return [
+    citation.function ?? citation.document,
+    citation.page ? `p. ${citation.page}` : "",
+    citation.section ? `§ ${citation.section}` : "",
+    citation.line && citation.sourceKind !== "corpus" ? `line ${citation.line}` : "",
+  ]
+    .filter(Boolean)
+    .join(", ");
+}

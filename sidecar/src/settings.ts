@@ -40,6 +40,28 @@ export const VerifySettingsSchema = z.object({
 });
 export type VerifySettings = z.infer<typeof VerifySettingsSchema>;
 
+// Retrieval
+/** Passages from the user's index in the RT and CG prompts (see sidecar/src/retrieval/). */
+export const RetrievalSettingsSchema = z.object({
+  /** Use the index when one exists; off: no retrieval at all. */
+  enabled: z.boolean().default(true),
+  /** Passages per prompt (at most; fewer when the token budget is reached). */
+  k: z.number().int().min(1).max(20).default(4),
+  /** Most tokens the passages may add to one prompt (less when the role's context leaves less room). */
+  maxPromptTokens: z.number().int().min(0).max(16384).default(600),
+  /** Source ids or paths to retrieve from; empty: every source (workspace sources only for their workspace). */
+  sources: z.array(z.string().min(1)).default([]),
+  /** The index folder; default: defaultIndexDir() (e.g. ~/.local/share/gpiot/index). */
+  indexDir: z.string().min(1).optional(),
+  /** An embedding model file other than the profile's. */
+  embeddingModelPath: z.string().min(1).optional(),
+  /** Workspace folders open now: sources added as "workspace" are used only for their own workspace. */
+  workspaceFolders: z.array(z.string().min(1)).default([]),
+  /** Documents larger than this are skipped when indexing. */
+  maxFileMB: z.number().min(1).max(4096).default(64),
+});
+export type RetrievalSettings = z.infer<typeof RetrievalSettingsSchema>;
+
 export const EngineSettingsSchema = z.object({
   /** CPU threads for evaluation; default: the profile's, else the machine's available parallelism. */
   threads: z.number().int().positive().max(256).optional(),
@@ -81,6 +103,8 @@ export const EngineSettingsSchema = z.object({
   parallelSubTasks: z.number().int().min(1).max(16).default(DEFAULT_PARALLEL_SUB_TASKS),
   /** Roles that run on an OpenAI-compatible server instead of the local models. */
   remote: RemoteSettingsSchema.optional(),
+  // Retrieval
+  retrieval: RetrievalSettingsSchema.default(RetrievalSettingsSchema.parse({})),
 });
 export type EngineSettingsInput = z.input<typeof EngineSettingsSchema>;
 export type EngineSettings = z.infer<typeof EngineSettingsSchema>;

@@ -32,7 +32,7 @@ export async function setUpTestModels(): Promise<TestModelSetup> {
     version: 1,
     defaultProfile: "tiny",
     profiles: {
-      tiny: { base: { file: models.base }, roles: { td: { adapters: [{ file: models.adapters.td }] }, cg: { adapters: [{ file: models.adapters.cg }] } }, contextSize: 4096, threads: 1 },
+      tiny: { base: { file: models.base }, roles: { td: { adapters: [{ file: models.adapters.td }] }, cg: { adapters: [{ file: models.adapters.cg }] } }, embedding: { file: models.embedding }, contextSize: 4096, threads: 1 },
       "tiny-all-adapters": { base: { file: models.base }, roles: { td: { adapters: [{ file: models.adapters.td }] }, rt: { adapters: [{ file: models.adapters.rt }] }, cg: { adapters: [{ file: models.adapters.cg }] } }, contextSize: 4096, threads: 1 },
       "tiny-separate": { base: { file: models.base }, roles: { td: { model: { file: separate[0] } }, rt: { model: { file: separate[1] } }, cg: { model: { file: separate[2] } } }, contextSize: 2048, threads: 1 },
       mismatched: { base: { file: models.base }, roles: { td: { adapters: [{ file: models.mismatchedAdapter }] } }, threads: 1 },

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chunkText, corpusChunks, CorpusChunkSchema } from "../../sidecar/src/data/corpus";
-import { cleanText, readPaper, readPapers, textSections } from "../../sidecar/src/data/papers";
+import { cleanText, markdownSections, readPaper, readPapers, textSections } from "../../sidecar/src/data/papers";
 import { repoRoot } from "../helpers/testModels";
 
 const fixtures = path.join(repoRoot, "test", "fixtures", "data");
@@ -38,6 +38,14 @@ describe("papers", () => {
       assert.ok(!markdown.sections.some((section) => /IEEE Transactions|SIGCOMM/.test(section.text)));
     });
   }
+
+  test("Markdown headings lose emphasis marks but keep the underscores of names", () => {
+    const sections = markdownSections("## scipy.signal.find_peaks\n\ntext\n\n## *Results* and `__init__` of _the_ model\n\nmore\n");
+    assert.deepEqual(
+      sections.map((section) => section.heading),
+      ["", "scipy.signal.find_peaks", "Results and init of the model"],
+    );
+  });
 
   test("text files: numbered headings; words broken across lines joined where the text uses them whole", async () => {
     const file = path.join(scratch, "notes.txt");

@@ -3,7 +3,7 @@
  * 7B model), and the real estimator + ModelHost on the tiny model (CPU here).
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -88,6 +88,41 @@ describe("planFit on simulated devices", () => {
     const tooSmall = await planFit({ resolved: profile() }, { ...cpu, ram: { total: 4 * GiB, free: 3 * GiB } }, fakeEstimator());
     assert.equal(tooSmall.fits, false);
     assert.match(tooSmall.advice!, /does not fit: about .* must stay in RAM but the machine has 4\.0 GiB\. Pick a smaller profile \(e\.g\. "small"\)/);
+  });
+
+  test("the profile's embedding model, once downloaded, is counted whole next to the role models", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "gpiot-fit-embed-"));
+    try {
+      const embeddingPath = path.join(dir, "bge-small.gguf");
+      await writeFile(embeddingPath, "stand-in: the estimator below answers for it");
+      const roleEstimator = fakeEstimator();
+      const contexts: number[] = [];
+      const estimator: FitEstimator = {
+        layers: (file) => (file === embeddingPath ? Promise.resolve(13) : roleEstimator.layers(file)),
+        trainContextSize: (file) => (file === embeddingPath ? Promise.resolve(512) : roleEstimator.trainContextSize(file)),
+        model: (file, layers) => (file === embeddingPath ? Promise.resolve(layers ? { vram: 40 * 1024 ** 2, ram: 1024 ** 2 } : { vram: 0, ram: 41 * 1024 ** 2 }) : roleEstimator.model(file, layers)),
+        context: (file, layers, contextSize, sequences) => {
+          if (file !== embeddingPath) return roleEstimator.context(file, layers, contextSize, sequences);
+          contexts.push(contextSize);
+          return Promise.resolve(layers ? { vram: 20 * 1024 ** 2, ram: 0 } : { vram: 0, ram: 20 * 1024 ** 2 });
+        },
+      };
+      const withEmbedding: ResolvedModels = { ...profile(), embedding: { path: embeddingPath } };
+      const onGpu = await planFit({ resolved: withEmbedding }, gpu(24), estimator);
+      const without = await planFit({ resolved: profile() }, gpu(24), estimator);
+      assert.equal(onGpu.vram.needed - without.vram.needed, 60 * 1024 ** 2, "its weights and its context, all layers on the GPU");
+      assert.equal(onGpu.ram.needed - without.ram.needed, 1024 ** 2);
+      assert.deepEqual(contexts, [512], "its context is its training context when that is below the cap");
+      assert.match(onGpu.summary, /The embedding model bge-small\.gguf \(retrieval\) takes about .* of VRAM\./);
+      const cpu: FitHardware = { backend: "cpu", devices: [], vram: { total: 0, free: 0 }, ram: { total: 32 * GiB, free: 30 * GiB }, vramReserve: 0 };
+      const onCpu = await planFit({ resolved: withEmbedding }, cpu, estimator);
+      assert.equal(onCpu.ram.needed - (await planFit({ resolved: profile() }, cpu, estimator)).ram.needed, 61 * 1024 ** 2);
+      assert.match(onCpu.summary, /takes about .* of RAM\./);
+      const notDownloaded = await planFit({ resolved: { ...profile(), embedding: { path: path.join(dir, "missing.gguf") } } }, gpu(24), estimator);
+      assert.equal(notDownloaded.vram.needed, without.vram.needed, "a missing embedding model is not planned");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("user settings win: a fixed context size and fixed GPU layers are kept and checked", async () => {

@@ -51,13 +51,15 @@ describe("the shipped manifest", () => {
     assert.equal(tiny.roles.td.modelPath, path.join(path.dirname(manifestPath), "tiny", "tiny-base.gguf"));
   });
 
-  test("a pull plan of the paper profile: the base download, then two adapter conversions, with no connection", () => {
+  test("a pull plan of the paper profile: the base download, two adapter conversions and the embedding model, with no connection", () => {
     const plan = planPull("paper", { manifestPath, modelsDir: path.join(scratch, "plan") });
     assert.deepEqual(plan.items.map((item) => [item.kind, item.roles.join("/"), item.action]), [
       ["model", "TD/RT/CG", "download"],
       ["adapter", "TD", "convert"],
       ["adapter", "CG", "convert"],
+      ["embedding", "", "download"],
     ]);
+    assert.equal(path.basename(plan.items[3].path), "bge-small-en-v1.5-q8_0.gguf", "the retrieval embedding model is pulled with the profile");
     assert.equal(plan.approximate, true, "sizes are not pinned, so the total is an estimate");
     assert.ok(plan.downloadBytes > 7e9);
     assert.equal(plan.items[1].basePath, plan.items[0].path);

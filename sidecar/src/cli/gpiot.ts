@@ -25,6 +25,7 @@ import { askRunConsent, describeVerifyEvent, parseInputPairs } from "../verify/c
 import { benchCommand } from "./benchCommand";
 import { dataCommand } from "./dataCommand";
 import { trainCommand } from "./trainCommand";
+import { indexCommand } from "./indexCommand";
 import { backendSettings, REMOTE_OPTIONS, REMOTE_USAGE } from "./remoteOptions";
 
 const USAGE = `gpiot ${ENGINE_VERSION} - turn an IoT requirement into a Python program with local models
@@ -36,6 +37,7 @@ Usage:
   gpiot bench [--profile NAME | --model FILE] [--tasks a,b] [--k N] [--out DIR]   (gpiot bench --help)
   gpiot data tdd|cgd|import|stats ...   training data for the TD, RT and CG models   (gpiot data --help)
   gpiot train RECORDS.jsonl --base HF_MODEL_DIR --out RUN_DIR [options]   (gpiot train --help)
+  gpiot index add|list|remove|rebuild|search ...   your documents for retrieval   (gpiot index --help)
   gpiot --help | --version
 
 Synthesize options:
@@ -66,6 +68,11 @@ Synthesize options:
       --input NAME=VALUE   a value for a program input in the check run (repeatable; JSON or text)
       --data FILE          a data file for the program's path-like inputs in the check run
       --python PATH        the Python interpreter (environment) to check and run the program with
+      --no-retrieval       no passages from the retrieval index (gpiot index) in the RT and CG prompts
+      --k N                passages per prompt (default 4)
+      --sources A,B        retrieve only from these index sources (ids or paths; default: all)
+      --index-dir DIR      the retrieval index (default: $GPIOT_INDEX_DIR or the per-user data folder)
+      --embedding-model FILE  a GGUF embedding model instead of the profile's
 
 ${REMOTE_USAGE}
 
@@ -135,6 +142,15 @@ function engineSettings(values: Record<string, string | boolean | string[] | und
     ...(values["models-dir"] ? { modelsDir: values["models-dir"] } : {}),
     profile: values.profile,
     modelPath: values.model,
+    retrieval: {
+      ...(values["no-retrieval"] ? { enabled: false } : {}),
+      ...(values.k !== undefined ? { k: number("k") } : {}),
+      ...(typeof values.sources === "string" ? { sources: values.sources.split(",").map((source) => source.trim()).filter(Boolean) } : {}),
+      ...(typeof values["index-dir"] === "string" ? { indexDir: path.resolve(values["index-dir"]) } : {}),
+      ...(typeof values["embedding-model"] === "string" ? { embeddingModelPath: path.resolve(values["embedding-model"]) } : {}),
+      // Sources added as a workspace are used when synthesizing inside that folder.
+      workspaceFolders: [process.cwd()],
+    },
   });
   if (!settings.success) {
     const issue = settings.error.issues[0];
@@ -183,6 +199,11 @@ async function synthesize(args: string[]): Promise<number> {
       input: { type: "string", multiple: true },
       data: { type: "string" },
       python: { type: "string" },
+      "no-retrieval": { type: "boolean" },
+      k: { type: "string" },
+      sources: { type: "string" },
+      "index-dir": { type: "string" },
+      "embedding-model": { type: "string" },
       ...REMOTE_OPTIONS,
     },
   });
@@ -313,6 +334,7 @@ async function main(argv: string[]): Promise<number> {
     if (command === "models") return await modelsCommand(rest);
     if (command === "data") return await dataCommand(rest);
     if (command === "train") return await trainCommand(rest);
+    if (command === "index") return await indexCommand(rest);
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(USAGE);
       return 0;

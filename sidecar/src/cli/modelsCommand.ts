@@ -150,7 +150,7 @@ function describePlan(plan: PullPlan): string[] {
     const size = item.sizeBytes ?? item.approxSizeBytes;
     const sizeText = size ? `${item.sizeBytes ? "" : "about "}${formatBytes(size)}` : "size unknown";
     const what = item.action === "present" ? "present" : item.action === "download" ? `download ${item.source} (${sizeText}${item.sha256 ? ", SHA-256 checked" : ""}${item.resumable ? ", continues an interrupted download" : ""})` : `download PEFT adapter ${item.peft!.source} (${sizeText}) and convert it`;
-    lines.push(`  ${item.kind} ${item.roles.join("/")}: ${item.path}\n      ${what}`);
+    lines.push(`  ${item.kind}${item.roles.length ? ` ${item.roles.join("/")}` : ""}: ${item.path}\n      ${what}`);
   }
   return lines;
 }
@@ -187,7 +187,7 @@ async function list(rest: string[]): Promise<number> {
     if (details.length) process.stdout.write(`      ${details.join(", ")}\n`);
     for (const file of profile.files) {
       const size = file.sizeBytes ?? file.approxSizeBytes;
-      process.stdout.write(`      ${file.present ? "[x]" : "[ ]"} ${file.kind} ${file.roles.map((role) => role.toUpperCase()).join("/")}: ${file.path}${!file.present && size ? ` (${file.sizeBytes ? "" : "about "}${formatBytes(size)})` : ""}\n`);
+      process.stdout.write(`      ${file.present ? "[x]" : "[ ]"} ${file.kind}${file.roles.length ? ` ${file.roles.map((role) => role.toUpperCase()).join("/")}` : ""}: ${file.path}${!file.present && size ? ` (${file.sizeBytes ? "" : "about "}${formatBytes(size)})` : ""}\n`);
     }
     if (!profile.available) process.stdout.write(`      get it with: gpiot models pull ${profile.name}\n`);
   }

@@ -71,11 +71,14 @@ export class ProgressDisplay {
         event.subTasks.forEach(({ subTask }, index) => this.note(`  ${index + 1}. ${subTask.name.replace(/\s+/g, " ").slice(0, 100)}`));
         break;
       case "specReady":
-        this.note(`  spec ready: ${this.subTaskNames.get(event.subTaskId) ?? event.subTaskId}`);
+        this.note(`  spec ready: ${this.subTaskNames.get(event.subTaskId) ?? event.subTaskId}${event.citations?.length ? ` (${event.citations.length} passage(s) from your documents)` : ""}`);
+        break;
+      case "warning":
+        this.note(`Warning: ${event.message}`);
         break;
       case "codeReady": {
         const syntax = !event.syntax.checked ? "syntax not checked" : event.syntax.ok ? "syntax ok" : `syntax error${event.syntax.line ? ` at line ${event.syntax.line}` : ""}`;
-        this.note(`  code ready: ${this.subTaskNames.get(event.subTaskId) ?? event.subTaskId} (${syntax})`);
+        this.note(`  code ready: ${this.subTaskNames.get(event.subTaskId) ?? event.subTaskId} (${syntax}${event.citations?.length ? `, ${event.citations.length} passage(s)` : ""})`);
         break;
       }
       case "stageFailed":

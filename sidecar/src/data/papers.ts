@@ -137,6 +137,11 @@ function keepContent(sections: PaperSection[]): PaperSection[] {
   return kept.filter((section) => section.text);
 }
 
+/** Drops Markdown emphasis and code marks from a heading; underscores inside names (find_peaks) stay. */
+function stripEmphasis(heading: string): string {
+  return heading.replace(/[*`]/g, "").replace(/(^|[^\p{L}\p{N}_])_+|_+(?=[^\p{L}\p{N}_]|$)/gu, "$1");
+}
+
 export function markdownSections(markdown: string): PaperSection[] {
   const text = markdown
     .replace(/^\uFEFF/, "")
@@ -152,7 +157,7 @@ export function markdownSections(markdown: string): PaperSection[] {
     const heading = inFence ? null : /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (heading) {
       sections.push(current);
-      current = { heading: heading[1].replace(/[*_`]/g, ""), text: "" };
+      current = { heading: stripEmphasis(heading[1]), text: "" };
     } else {
       current.text += `${line.replace(/\*\*|__/g, "")}\n`;
     }

@@ -30,6 +30,8 @@ import { ModelLifecycle, type LogLevel } from "./modelLifecycle";
 import { Program } from "./program";
 import { specifyAndGenerateInParallel, specifyThenGenerate } from "./subTaskPipeline";
 import { planVerification, runVerification, type VerifyPlan } from "./verification";
+import { RetrievalService } from "../retrieval/retrievalService";
+import { JobRetrieval } from "./retrievalStep";
 
 export { EngineError, toErrorInfo } from "./errors";
 export type { LogLevel } from "./modelLifecycle";
@@ -66,6 +68,7 @@ export class SynthesisEngine {
   readonly settings: EngineSettings;
   private readonly models: ModelLifecycle;
   private readonly jobs: JobQueue;
+  private readonly retrieval: RetrievalService;
   /** One interpreter checks every module's syntax; it is killed when a check is cancelled and on dispose. */
   private readonly syntax: PythonSyntaxChecker;
   private readonly programs = new Map<string, Program>();
@@ -82,6 +85,13 @@ export class SynthesisEngine {
     this.settings = EngineSettingsSchema.parse(settings);
     this.syntax = new PythonSyntaxChecker(this.settings.python);
     this.models = new ModelLifecycle(this.settings, (event) => this.notify(this.modelListeners, event), (level, message) => this.log(level, message));
+    this.retrieval = new RetrievalService({
+      settings: this.settings,
+      manifestPath: () => this.models.manifestPath(),
+      loadedProfile: () => this.models.info?.profile,
+      runtime: () => this.models.runtime(),
+      log: (level, message) => this.log(level, message),
+    });
     this.jobs = new JobQueue({
       emit: (event) => this.notify(this.jobListeners, event),
       logError: (message) => this.log("error", message),
@@ -119,6 +129,11 @@ export class SynthesisEngine {
   /** Pull plans, pulls with progress, removal and GPU fit (gpiot/pullPlan, pullModel, cancelPull, removeModel, modelFit). */
   get modelManager(): ModelsService {
     return this.models.modelManager;
+  }
+
+  /** The retrieval index: add, list, remove, rebuild, search (gpiot/index*). */
+  get retrievalIndex(): RetrievalService {
+    return this.retrieval;
   }
 
   status(): ResultOf<"status"> {
@@ -180,6 +195,7 @@ export class SynthesisEngine {
         syntax: this.syntax,
         emit: jobEmitter(job, (event) => this.notify(this.jobListeners, event)),
         log: (message) => this.log("info", message),
+        retrieval: new JobRetrieval(this.retrieval),
       }),
     );
   }
@@ -371,6 +387,7 @@ export class SynthesisEngine {
     if (this.disposed) return;
     this.disposed = true;
     await this.jobs.close({ code: "SHUTTING_DOWN", message: "The engine shut down before the job started" });
+    await this.retrieval.dispose();
     await this.models.dispose();
     this.syntax.dispose();
   }

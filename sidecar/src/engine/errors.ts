@@ -10,6 +10,7 @@ import { ContextTooSmallError } from "../pipeline/contextBudget";
 import { OutputFolderError } from "../pipeline/outputFolder";
 import { PythonUnavailableError } from "../verify/pythonEnv";
 import { IsolationUnavailableError } from "../verify/sandbox";
+import { IndexError } from "../retrieval/indexStore";
 import { RemoteBackendError } from "../remote/openaiClient";
 
 export class EngineError extends Error {
@@ -36,6 +37,7 @@ const codedErrorTypes: (new (...args: never[]) => CodedError)[] = [
   ConversionError,
   PythonUnavailableError,
   IsolationUnavailableError,
+  IndexError,
   RemoteBackendError,
 ];
 

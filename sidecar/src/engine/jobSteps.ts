@@ -14,6 +14,11 @@ import { generateIoSpec, generateTarget } from "../pipeline/requirementTransform
 import { CancelledError, throwIfCancelled, type StructuredResult } from "../pipeline/structuredGeneration";
 import type { UserTarget } from "../schemas";
 import { decomposeRequirement } from "../pipeline/taskDecomposition";
+import { CG_SYSTEM_PROMPT, buildCodePrompt } from "../pipeline/codeGeneration";
+import { RT_SYSTEM_PROMPT, buildIoPrompt } from "../pipeline/requirementTransformation";
+import { UserTargetSchema } from "../schemas";
+import type { Passage } from "../pipeline/passages";
+import { retrieveForStage, type JobRetrieval } from "./retrievalStep";
 import { writeProgram } from "../pipeline/writeProgram";
 import type { Program } from "./program";
 import { EngineError, toErrorInfo } from "./errors";
@@ -34,6 +39,8 @@ export interface JobContext {
   log: (message: string) => void;
   /** The engine's long-lived Python syntax checker. */
   syntax: PythonSyntaxChecker;
+  /** Passages from the user's documents for RT and CG; absent: no retrieval. */
+  retrieval?: JobRetrieval;
 }
 
 /** A step's own stop signal: the job's, or a narrower one (parallel steps stop together when one fails). */
@@ -44,6 +51,13 @@ export interface StepOptions {
 export function jobEmitter(job: Job, emit: (event: JobEvent) => void): (event: JobEventBody) => void {
   return (event) => emit({ ...event, jobId: job.id, programId: job.program.id } as JobEvent);
 }
+
+function stageRetrieval(context: JobContext, models: EngineModels, role: "rt" | "cg", signal: AbortSignal) {
+  return { retrieval: context.retrieval, signal, contextSize: models.info.roles[role]?.contextSize, emit: context.emit };
+}
+
+/** Tokens kept for each earlier sub-task whose spec is not written yet (its outputs join the I/O prompt later). */
+const PENDING_SPEC_TOKENS = 96;
 
 function stageFailed(context: JobContext, stage: "td" | "rt" | "cg" | "write", subTaskId: string | undefined, error: unknown): never {
   const info = toErrorInfo(context.job.controller.signal.aborted ? new CancelledError() : error);
@@ -72,7 +86,8 @@ export async function decompose(context: JobContext): Promise<void> {
   emit({ type: "decomposed", subTasks: entries.map(({ id, subTask }) => ({ id, subTask })) });
 }
 
-export type PendingTarget = Promise<StructuredResult<UserTarget>>;
+/** RT's first prompt under way: its target, and the passages both of RT's prompts show. */
+export type PendingTarget = Promise<{ target: StructuredResult<UserTarget>; passages: Passage[] }>;
 
 /** Starts RT's first prompt for a sub-task (it needs no other spec); `specify` finishes the spec. */
 export function startTarget(context: JobContext, models: EngineModels, subTaskId: string, options: StepOptions = {}): PendingTarget {
@@ -81,11 +96,24 @@ export function startTarget(context: JobContext, models: EngineModels, subTaskId
   const entry = program.find(subTaskId)!;
   context.models.markGenerating();
   emit({ type: "stageStarted", stage: "rt", subTaskId });
-  return generateTarget(
-    models,
-    { requirement: program.requirement, limits: program.limits, subTask: entry.subTask },
-    { signal: options.signal ?? job.controller.signal, maxTokens: settings.maxTokens.rtTarget, onTextChunk: (text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }) },
-  );
+  const signal = options.signal ?? job.controller.signal;
+  return (async () => {
+    const input = { requirement: program.requirement, limits: program.limits, subTask: entry.subTask };
+    const index = program.subTasks.findIndex((candidate) => candidate.id === subTaskId);
+    const previousSpecs = program.specsBefore(subTaskId);
+    const passages = await retrieveForStage(stageRetrieval(context, models, "rt", signal), models, {
+      stage: "rt",
+      subTaskId,
+      query: [entry.subTask.name, entry.subTask.problem, ...entry.subTask.steps].join("\n"),
+      systemPrompt: RT_SYSTEM_PROMPT,
+      // The longer of RT's two prompts: the I/O prompt with the longest target, and room for the specs before it still being written.
+      userPrompt: buildIoPrompt({ ...input, previousSpecs }, "x".repeat(UserTargetSchema.shape.target.maxLength ?? 400)),
+      reserveTokens: Math.max(0, index - previousSpecs.length) * PENDING_SPEC_TOKENS,
+      maxAnswerTokens: Math.max(settings.maxTokens.rtTarget, settings.maxTokens.rtIo),
+    });
+    const target = await generateTarget(models, { ...input, passages }, { signal, maxTokens: settings.maxTokens.rtTarget, onTextChunk: (text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }) });
+    return { target, passages };
+  })();
 }
 
 /** RT for one sub-task: its target (or the one already started), then inputs and outputs given the specs before it. */
@@ -94,19 +122,22 @@ export async function specify(context: JobContext, models: EngineModels, subTask
   const { program } = job;
   const entry = program.find(subTaskId)!;
   const signal = options.signal ?? job.controller.signal;
+  let passages: Passage[] = [];
   const result = await (async () => {
-    const target = await (options.target ?? startTarget(context, models, subTaskId, options));
+    const started = await (options.target ?? startTarget(context, models, subTaskId, options));
+    passages = started.passages;
     context.models.markGenerating();
     return generateIoSpec(
       models,
-      { requirement: program.requirement, limits: program.limits, subTask: entry.subTask, previousSpecs: program.specsBefore(subTaskId) },
-      target,
+      { requirement: program.requirement, limits: program.limits, subTask: entry.subTask, previousSpecs: program.specsBefore(subTaskId), passages },
+      started.target,
       { signal, maxTokens: settings.maxTokens.rtIo, onTextChunk: (text) => emit({ type: "textDelta", stage: "rt", subTaskId, text }) },
     );
   })().catch((error) => stageFailed(context, "rt", subTaskId, error));
-  program.setSpec(subTaskId, result.spec);
+  const citations = passages.map((passage) => passage.citation);
+  program.setSpec(subTaskId, result.spec, citations);
   context.timings.push({ stage: "rt", subTaskId, ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
-  emit({ type: "specReady", subTaskId, spec: result.spec, markdown: entry.specMarkdown! });
+  emit({ type: "specReady", subTaskId, spec: result.spec, markdown: entry.specMarkdown!, citations });
 }
 
 export async function generateSubTaskCode(
@@ -123,9 +154,22 @@ export async function generateSubTaskCode(
   context.models.markGenerating();
   entry.codeState = "streaming";
   emit({ type: "stageStarted", stage: "cg", subTaskId });
+  const input = { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId), ...(repair ? { repair } : {}) };
+  const spec = entry.spec!;
+  const passages = await retrieveForStage(stageRetrieval(context, models, "cg", signal), models, {
+    stage: "cg",
+    subTaskId,
+    query: [spec.target, entry.subTask.name, ...[...spec.inputs, ...spec.outputs].map((parameter) => `${parameter.name} (${parameter.type}): ${parameter.description}`)].join("\n"),
+    systemPrompt: CG_SYSTEM_PROMPT,
+    userPrompt: buildCodePrompt(input),
+    maxAnswerTokens: settings.maxTokens.cg,
+  }).catch((error) => {
+    entry.codeState = entry.artifact ? "stale" : "failed";
+    throw error;
+  });
   const result = await generateCode(
     models,
-    { requirement: program.requirement, limits: program.limits, spec: entry.spec!, previousSpecs: program.specsBefore(subTaskId), ...(repair ? { repair } : {}) },
+    { ...input, passages },
     {
       signal,
       maxTokens: settings.maxTokens.cg,
@@ -141,10 +185,11 @@ export async function generateSubTaskCode(
     entry.codeState = entry.artifact ? "stale" : "failed";
     throw error;
   });
-  program.setCode(subTaskId, result.value, syntax);
+  const citations = passages.map((passage) => passage.citation);
+  program.setCode(subTaskId, result.value, syntax, citations);
   context.timings.push({ stage: "cg", subTaskId, ms: Math.round(result.totalMs), tokens: result.tokenCount, firstTokenMs: Math.round(result.firstTokenMs) });
   context.timings.push({ stage: "check", subTaskId, ms: Math.round(performance.now() - syntaxStarted), tokens: 0 });
-  emit({ type: "codeReady", subTaskId, artifact: result.value, syntax });
+  emit({ type: "codeReady", subTaskId, artifact: result.value, syntax, citations });
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { CodeState, OverwriteMode, ProgramSnapshot, ProgramSubTask } from "../protocol";
-import type { CodeArtifact, ResourceLimits, SubTask, SyntaxCheck, TaskSpec } from "../schemas";
+import type { Citation, CodeArtifact, ResourceLimits, SubTask, SyntaxCheck, TaskSpec } from "../schemas";
 import { renderSpecMarkdown } from "../pipeline/requirementTransformation";
 import type { ProgramPart } from "../pipeline/assembleProgram";
 import type { VerificationState } from "../verify/report";
@@ -89,17 +89,20 @@ export class Program {
     this.nextSubTaskNumber = Math.max(this.nextSubTaskNumber, highest + 1);
   }
 
-  setSpec(subTaskId: string, spec: TaskSpec): void {
+  /** A new spec; `citations`: the passages its prompts held (none for the user's own edit). */
+  setSpec(subTaskId: string, spec: TaskSpec, citations: Citation[] = []): void {
     const entry = this.find(subTaskId)!;
     delete entry.specStale;
     entry.spec = spec;
     entry.specMarkdown = renderSpecMarkdown(spec);
+    entry.specCitations = citations;
     if (entry.artifact) entry.codeState = "stale";
   }
 
-  setCode(subTaskId: string, artifact: CodeArtifact, syntax: SyntaxCheck): void {
+  setCode(subTaskId: string, artifact: CodeArtifact, syntax: SyntaxCheck, citations: Citation[] = []): void {
     const entry = this.find(subTaskId)!;
     entry.artifact = artifact;
+    entry.codeCitations = citations;
     entry.syntax = syntax;
     entry.codeState = syntax.checked && !syntax.ok ? "syntaxError" : "done";
   }
@@ -123,7 +126,7 @@ export class Program {
     const parts: ProgramPart[] = [];
     for (const entry of this.subTasks) {
       if (!entry.spec || entry.specStale || !entry.artifact || entry.codeState === "stale") return { missing: entry };
-      parts.push({ subTask: entry.subTask, spec: entry.spec, artifact: entry.artifact });
+      parts.push({ subTask: entry.subTask, spec: entry.spec, artifact: entry.artifact, citations: { spec: entry.specCitations ?? [], code: entry.codeCitations ?? [] } });
     }
     return { parts };
   }

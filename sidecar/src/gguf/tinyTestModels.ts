@@ -6,6 +6,8 @@ export type TinyTestModelPaths = {
     base: string;
     adapters: {td: string; rt: string; cg: string};
     mismatchedAdapter: string;
+    /** A tiny embedding model (mean pooling) for retrieval tests. */
+    embedding: string;
 };
 
 export type TinyTestModelOptions = {
@@ -82,7 +84,8 @@ export async function writeTinyTestModels(dir: string, options: TinyTestModelOpt
             rt: path.join(folder, "tiny-rt.lora.gguf"),
             cg: path.join(folder, "tiny-cg.lora.gguf")
         },
-        mismatchedAdapter: path.join(folder, "tiny-mismatched.lora.gguf")
+        mismatchedAdapter: path.join(folder, "tiny-mismatched.lora.gguf"),
+        embedding: path.join(folder, "tiny-embed.gguf")
     };
 
     const vocabulary = buildVocabulary();
@@ -96,7 +99,8 @@ export async function writeTinyTestModels(dir: string, options: TinyTestModelOpt
         [paths.adapters.td, () => buildLoraAdapter("gpiot-tiny-td", shape, seed + 1)],
         [paths.adapters.rt, () => buildLoraAdapter("gpiot-tiny-rt", shape, seed + 2)],
         [paths.adapters.cg, () => buildLoraAdapter("gpiot-tiny-cg", shape, seed + 3)],
-        [paths.mismatchedAdapter, () => buildLoraAdapter("gpiot-tiny-mismatched", mismatchedShape, seed + 4, shape)]
+        [paths.mismatchedAdapter, () => buildLoraAdapter("gpiot-tiny-mismatched", mismatchedShape, seed + 4, shape)],
+        [paths.embedding, () => buildEmbeddingModel(vocabulary, seed + 5)]
     ];
 
     // One file at a time: a large shape holds its tensors and the serialized file in memory at once.
@@ -263,6 +267,28 @@ function buildBaseModel(vocabulary: Vocabulary, shape: TestModelShape, seed: num
     writer.addF32Tensor("output.weight", [embd, vocabSize], output);
 
     return writer;
+}
+
+/** Shape of the tiny embedding model: its vectors have EMBEDDING_LENGTH dimensions. */
+export const TINY_EMBEDDING_SHAPE: Readonly<TestModelShape> = {
+    embeddingLength: 32,
+    blockCount: 1,
+    headCount: 2,
+    headCountKv: 2,
+    feedForwardLength: 64,
+    contextLength: 512
+} as const;
+
+/**
+ * A random llama model with mean pooling: llama.cpp averages the last hidden states over the
+ * tokens, as sentence embedding models do. Random weights give no meaning, but the same text always
+ * gives the same vector, and different texts different ones.
+ */
+function buildEmbeddingModel(vocabulary: Vocabulary, seed: number): GgufWriter {
+    const writer = buildBaseModel(vocabulary, TINY_EMBEDDING_SHAPE, seed, 0, {});
+    return writer
+        .setString("general.name", "gpiot-tiny-embed")
+        .setUint32("llama.pooling_type", 1);
 }
 
 /** `baseShape`: the model the adapter is meant for, which sets the weight scale. */

@@ -10,12 +10,14 @@
  * at which every layer fits on the GPU, with as many parallel sequences as fit at that context (down
  * to one); if none, one sequence and as many layers as fit at the minimum context (a layer on the
  * GPU is worth more speed than parallel sub-tasks or context beyond what the profile needs). Then
- * RAM must hold what stays on the CPU.
+ * RAM must hold what stays on the CPU. The profile's embedding model (retrieval), when downloaded, is
+ * small and planned whole on the GPU (or in RAM on the CPU) next to the role models.
  */
 import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { GgufInsights, readGgufFileInfo, type Llama } from "node-llama-cpp";
+import { MAX_EMBEDDING_CONTEXT } from "../retrieval/embedder";
 import { roleNames, type RoleName } from "../schemas";
 import type { ResolvedModels } from "./manifest";
 
@@ -166,13 +168,24 @@ export async function planFit(request: FitRequest, hardware: FitHardware, estima
   for (let size = wanted; size >= minimum; size = Math.floor(size / 2)) contexts.push(size);
   if (contexts.at(-1) !== minimum) contexts.push(minimum);
 
+  const gpu = hardware.backend !== "cpu";
+  const embeddingPath = resolved.embedding?.path;
+  let embedding: MemoryEstimate | null = null;
+  if (embeddingPath && existsSync(embeddingPath)) {
+    const layers = gpu ? await estimator.layers(embeddingPath) : 0;
+    const contextSize = Math.min(MAX_EMBEDDING_CONTEXT, (await estimator.trainContextSize(embeddingPath)) ?? MAX_EMBEDDING_CONTEXT);
+    const weights = await estimator.model(embeddingPath, layers);
+    const context = await estimator.context(embeddingPath, layers, contextSize, 1);
+    embedding = { vram: weights.vram + context.vram, ram: weights.ram + context.ram };
+  }
+
   const wantedParallel = Math.max(1, Math.floor(request.parallel ?? 1));
   const parallelOptions: number[] = [];
   for (let count = wantedParallel; count >= 1; count = count > 1 ? Math.max(1, Math.floor(count / 2)) : 0) parallelOptions.push(count);
 
   const usage = async (layersOf: (model: FitModelPlan) => number, contextSize: number, parallel: number) => {
-    let vram = 0;
-    let ram = 0;
+    let vram = embedding?.vram ?? 0;
+    let ram = embedding?.ram ?? 0;
     const sequences = sequencesPerRole(parallel);
     for (const model of models) {
       const layers = layersOf(model);
@@ -189,7 +202,6 @@ export async function planFit(request: FitRequest, hardware: FitHardware, estima
     return { vram, ram };
   };
 
-  const gpu = hardware.backend !== "cpu";
   const vramBudget = Math.max(0, hardware.vram.free - hardware.vramReserve);
   const ramBudget = Math.max(0, hardware.ram.total - Math.min(2 * GiB, hardware.ram.total * 0.1));
   const fixedLayers = typeof request.gpuLayers === "number" ? request.gpuLayers : undefined;
@@ -265,6 +277,7 @@ export async function planFit(request: FitRequest, hardware: FitHardware, estima
   const summaryParts = [
     `${hardware.backend === "cpu" ? "CPU" : hardware.backend.toUpperCase()}${hardware.devices.length ? ` (${hardware.devices.join(", ")})` : ""}.`,
     `${modelWords}; context ${chosenContext} tokens per role.`,
+    ...(embedding && embeddingPath ? [`The embedding model ${path.basename(embeddingPath)} (retrieval) takes about ${formatBytes(gpu ? embedding.vram : embedding.ram)} of ${gpu ? "VRAM" : "RAM"}.`] : []),
     `Needs about ${formatBytes(final.vram)} VRAM${gpu ? ` of ${formatBytes(hardware.vram.free)} free` : ""} and ${formatBytes(final.ram)} RAM of ${formatBytes(hardware.ram.total)}.`,
     ...reasons,
   ];

@@ -63,6 +63,20 @@ export type AdapterRef = z.infer<typeof AdapterRefSchema>;
 
 export { PromptFormatSchema, type PromptFormat };
 
+/**
+ * The small GGUF embedding model retrieval uses (sidecar/src/retrieval/): downloaded, verified and
+ * GPU-fitted with the profile's other files. Prefixes are what the model was trained to see before
+ * a query and before a passage (e.g. bge's query instruction); empty when it needs none.
+ */
+export const EmbeddingRefSchema = z
+  .object({
+    ...fileRefFields,
+    queryPrefix: z.string().optional(),
+    documentPrefix: z.string().optional(),
+  })
+  .refine((ref) => ref.file !== undefined || ref.source !== undefined, { message: "an embedding model needs a file or a source" });
+export type EmbeddingRef = z.infer<typeof EmbeddingRefSchema>;
+
 export const RoleConfigSchema = z.object({
   /** A separate model for this role; default: the profile's base model. */
   model: ModelFileRefSchema.optional(),
@@ -81,6 +95,8 @@ export const ProfileSchema = z.object({
   /** The smallest context per role it can work with; GPU fit may go down to it to fit the device. */
   minContextSize: z.number().int().min(256).optional(),
   threads: z.number().int().positive().optional(),
+  /** The embedding model retrieval uses with this profile; absent: lexical retrieval only. */
+  embedding: EmbeddingRefSchema.optional(),
   /** Expected chat template family (chatml, llama2-chat, ...); informational, shown by `gpiot models list`. */
   chatTemplate: z.string().optional(),
   /** Free text for users: licence, hardware, where the files come from. */
@@ -115,10 +131,18 @@ export interface ResolvedRole {
   promptFormat?: PromptFormat;
 }
 
+export interface ResolvedEmbedding {
+  path: string;
+  queryPrefix?: string;
+  documentPrefix?: string;
+}
+
 export interface ResolvedModels {
   /** Profile name, or "file" for a single model file. */
   profile: string;
   roles: Record<RoleName, ResolvedRole>;
+  /** The profile's embedding model, for retrieval. */
+  embedding?: ResolvedEmbedding;
   contextSize?: number;
   minContextSize?: number;
   threads?: number;
@@ -247,13 +271,16 @@ export function resolveProfile(manifest: Manifest, manifestPath: string, profile
       promptFormat: config?.promptFormat ?? "json",
     };
   }
-  return { profile: name, roles, contextSize: profile.contextSize, minContextSize: profile.minContextSize, threads: profile.threads };
+  const embedding = profile.embedding
+    ? { path: localPath(profile.embedding), ...(profile.embedding.queryPrefix ? { queryPrefix: profile.embedding.queryPrefix } : {}), ...(profile.embedding.documentPrefix ? { documentPrefix: profile.embedding.documentPrefix } : {}) }
+    : undefined;
+  return { profile: name, roles, ...(embedding ? { embedding } : {}), contextSize: profile.contextSize, minContextSize: profile.minContextSize, threads: profile.threads };
 }
 
 /** One file a profile needs, with where it comes from. */
 export interface ProfileFile {
-  kind: "model" | "adapter";
-  /** Roles that use it (a shared base is listed once). */
+  kind: "model" | "adapter" | "embedding";
+  /** Roles that use it (a shared base is listed once); none for the embedding model. */
   roles: RoleName[];
   path: string;
   source?: string;
@@ -272,16 +299,16 @@ export function profileFiles(manifest: Manifest, manifestPath: string, profileNa
   const manifestDir = path.dirname(manifestPath);
   const modelsDir = path.resolve(options.modelsDir ?? defaultModelsDir());
   const files = new Map<string, ProfileFile>();
-  const add = (kind: ProfileFile["kind"], role: RoleName, ref: ModelFileRef | AdapterRef, basePath?: string) => {
+  const add = (kind: ProfileFile["kind"], role: RoleName | null, ref: ModelFileRef | AdapterRef | EmbeddingRef, basePath?: string) => {
     const filePath = resolveRefPath(ref, manifestDir, modelsDir);
     const existing = files.get(filePath);
     if (existing) {
-      if (!existing.roles.includes(role)) existing.roles.push(role);
+      if (role && !existing.roles.includes(role)) existing.roles.push(role);
       return filePath;
     }
     files.set(filePath, {
       kind,
-      roles: [role],
+      roles: role ? [role] : [],
       path: filePath,
       source: ref.source,
       peft: "peft" in ref ? ref.peft : undefined,
@@ -296,6 +323,7 @@ export function profileFiles(manifest: Manifest, manifestPath: string, profileNa
   const modelOf = {} as Record<RoleName, string>;
   for (const role of roleNames) modelOf[role] = add("model", role, profile.roles[role]?.model ?? profile.base);
   for (const role of roleNames) for (const adapter of profile.roles[role]?.adapters ?? []) add("adapter", role, adapter, modelOf[role]);
+  if (profile.embedding) add("embedding", null, profile.embedding);
   return { name, profile, files: [...files.values()] };
 }
 

@@ -12,7 +12,7 @@ import type { TransferTimeouts } from "./httpDownload";
 import { defaultModelsDir, loadManifest, profileFiles, type Manifest, type PeftSource, type ProfileFile } from "./manifest";
 
 export interface PullPlanItem {
-  kind: "model" | "adapter";
+  kind: "model" | "adapter" | "embedding";
   roles: string[];
   path: string;
   /** present: nothing to do; download: fetch `source`; convert: fetch the PEFT files (if not cached) and convert them. */

@@ -6,7 +6,8 @@ import { CodeArtifactSchema, type CodeArtifact, type ResourceLimits, type TaskSp
 import { JsonStreamScanner } from "./jsonStream";
 import { pythonIdentifier } from "./pythonNames";
 import { describeLimits } from "./requirement";
-import { describeAvailableValues, renderSpecMarkdown } from "./requirementTransformation";
+import type { Passage } from "./passages";
+import { describeAvailableValues, passageLines, renderSpecMarkdown } from "./requirementTransformation";
 import { generateStructured, type RoleModels, type StructuredResult } from "./structuredGeneration";
 import { promptFormatOf } from "./promptFormats/promptFormat";
 import { generateCodePaper } from "./promptFormats/paperStages";
@@ -18,6 +19,8 @@ export interface CodeGenerationInput {
   previousSpecs: TaskSpec[];
   /** Set when repairing: the previous attempt and what went wrong with it. */
   repair?: { previousCode: string; error: string };
+  /** Passages retrieved for this spec from the user's documents (e.g. the right API call and its arguments). */
+  passages?: Passage[];
 }
 
 export interface CodeGenerationHooks {
@@ -44,6 +47,7 @@ export function buildCodePrompt(input: CodeGenerationInput): string {
     describeAvailableValues(input.previousSpecs),
     "Task specification:",
     renderSpecMarkdown(input.spec),
+    ...passageLines(input.passages),
     `The module must define \`${runSignature(input.spec)}\` returning a dict whose keys are exactly the output names: ${input.spec.outputs.map((output) => pythonIdentifier(output.name)).join(", ")}.`,
     "Import what you use at the top of the module. Do not read from stdin and do not start servers.",
   ];

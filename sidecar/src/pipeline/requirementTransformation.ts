@@ -4,6 +4,7 @@
  * the sub-tasks before it).
  */
 import { IoSpecSchema, UserTargetSchema, type ResourceLimits, type SubTask, type TaskSpec, type UserTarget } from "../schemas";
+import { renderPassages, type Passage } from "./passages";
 import { describeLimits } from "./requirement";
 import { generateStructured, type RoleModels, type StructuredResult } from "./structuredGeneration";
 
@@ -13,6 +14,8 @@ export interface TransformationInput {
   subTask: SubTask;
   /** Specs of the sub-tasks before this one, so inputs can reuse their output names. */
   previousSpecs: TaskSpec[];
+  /** Passages retrieved for this sub-task from the user's documents (both prompts show them). */
+  passages?: Passage[];
 }
 
 export interface TransformationHooks {
@@ -43,11 +46,18 @@ export function describeAvailableValues(previousSpecs: TaskSpec[]): string {
   return ["Values produced by earlier sub-tasks (reuse these exact names for inputs that depend on them):", ...values.map((value) => `- ${value.name} (${value.type}): ${value.description}`)].join("\n");
 }
 
+/** The passage block as prompt lines; none at all without passages, so the prompt is as before. */
+export function passageLines(passages: Passage[] | undefined): string[] {
+  const block = renderPassages(passages);
+  return block ? [block] : [];
+}
+
 export function buildTargetPrompt(input: TransformationInput): string {
   return [
     `Overall requirement: ${input.requirement}`,
     describeLimits(input.limits),
     describeSubTask(input.subTask),
+    ...passageLines(input.passages),
     'State the user target of this sub-task in one sentence that starts with "Write some code and documentation to".',
     'Answer as JSON: {"target": "Write some code and documentation to ..."}',
   ].join("\n");
@@ -58,6 +68,7 @@ export function buildIoPrompt(input: TransformationInput, target: string): strin
     `Overall requirement: ${input.requirement}`,
     describeLimits(input.limits),
     describeSubTask(input.subTask),
+    ...passageLines(input.passages),
     `Target: ${target}`,
     describeAvailableValues(input.previousSpecs),
     "List the input parameters and output values of the Python function that implements the target.",

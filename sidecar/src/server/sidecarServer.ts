@@ -38,6 +38,13 @@ const handlers: Handlers = {
   removeModel: (engine, params) => engine.modelManager.remove(params.profile),
   modelFit: (engine, params) => engine.modelManager.fit(params ?? {}),
   hardware: (engine) => engine.modelManager.hardware(),
+  // Retrieval index
+  indexList: (engine) => engine.retrievalIndex.list(),
+  indexAdd: (engine, params) => engine.retrievalIndex.add(params),
+  indexRemove: (engine, params) => engine.retrievalIndex.remove(params),
+  indexRebuild: (engine, params) => engine.retrievalIndex.rebuild(params ?? {}),
+  cancelIndex: (engine) => engine.retrievalIndex.cancel(),
+  indexSearch: (engine, params) => engine.retrievalIndex.search(params.query, { k: params.k }),
 };
 
 function describeZodIssue(method: string, issues: { path: PropertyKey[]; message: string }[]): string {
@@ -63,6 +70,14 @@ export function serveEngine(connection: Connection, options: { debug?: boolean }
     engine.onJobEvent((event) => batcher.push(event));
     engine.onModelEvent((event) => void connection.sendNotification(notifications.modelEvent.method, event));
     engine.modelManager.onPullProgress((event) => void connection.sendNotification(notifications.pullProgress.method, event));
+    let lastIndexProgress = 0;
+    engine.retrievalIndex.onProgress((event) => {
+      // A few notifications a second are enough for a progress bar.
+      const now = performance.now();
+      if (now - lastIndexProgress < 200 && event.done !== 0 && event.done + 1 < event.total) return;
+      lastIndexProgress = now;
+      void connection.sendNotification(notifications.indexProgress.method, event);
+    });
     return { capabilities: {}, serverInfo: { name: "gpiot-sidecar", version: ENGINE_VERSION }, gpiot: { protocolVersion: PROTOCOL_VERSION } };
   });
 

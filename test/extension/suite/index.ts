@@ -8,7 +8,7 @@ import path from "node:path";
 import util from "node:util";
 import Mocha from "mocha";
 
-const ORDER = ["activation", "synthesize", "review", "treeRules", "commentChat", "cancel", "crash", "recovery", "download", "settings", "remote"];
+const ORDER = ["activation", "synthesize", "retrieval", "review", "treeRules", "commentChat", "cancel", "crash", "recovery", "download", "settings", "remote"];
 /** Run in a second code-server with workspace trust on, so that the workspace is in Restricted Mode. */
 const RESTRICTED = ["restricted"];
 
