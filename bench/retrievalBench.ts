@@ -22,6 +22,7 @@ import { RetrievalService } from "../sidecar/src/retrieval/retrievalService";
 import { normalise } from "../sidecar/src/retrieval/vectorStore";
 import { EngineSettingsSchema } from "../sidecar/src/settings";
 import { repoRoot, type TestModelSetup } from "../test/helpers/testModels";
+import { seededRandom as random } from "../sidecar/src/shared/seededRandom";
 
 const DIMS = 384;
 const K = 4;
@@ -33,18 +34,6 @@ const fmt = (value: number, digits = 1) => value.toFixed(digits);
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** A small deterministic PRNG (mulberry32), so every run indexes the same text. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function vocabulary(): string[] {

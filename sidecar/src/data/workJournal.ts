@@ -10,6 +10,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import path from "node:path";
 import { DataError } from "./errors";
+import { processAlive } from "../shared/processAlive";
 
 export interface JournalEntry<T> {
   unit: string;
@@ -173,11 +174,3 @@ export function removeStaleTemporaries(file: string): void {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

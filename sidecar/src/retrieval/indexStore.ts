@@ -28,6 +28,7 @@ import type { Embedder } from "./embedder";
 import { fuseRankings } from "./hybrid";
 import { Bm25Index } from "./lexical";
 import { FlatVectorStore } from "./vectorStore";
+import { processAlive } from "../shared/processAlive";
 
 export const INDEX_FORMAT = "gpiot-index";
 /** Bumped whenever the files change shape; an index of another version is rebuilt from its sources. */
@@ -247,15 +248,6 @@ export function openIndex(dir: string): IndexState {
 }
 
 // ---- the lock ----
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Runs `task` holding index.lock; a lock left by a process that is gone is taken over. */
 export async function withIndexLock<T>(dir: string, task: () => Promise<T>): Promise<T> {

@@ -9,6 +9,7 @@ import { pythonIdentifier } from "../pipeline/pythonNames";
 import type { Parameter } from "../schemas";
 import type { SampleInput } from "./report";
 import type { SandboxFile } from "./sandbox";
+import { seededRandom as random } from "../shared/seededRandom";
 
 export interface PipelineStepInfo {
   module: string;
@@ -37,18 +38,6 @@ export function externalInputs(pipeline: PipelineStepInfo[], parameters: Paramet
     for (const name of step.outputs) available.add(name);
   });
   return found;
-}
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const PATH_WORDS = /(^|_)(path|file|filename|dir|directory|folder|record|csv|dataset)(_|$)/i;
