@@ -91,7 +91,8 @@ describe("gpiot models", () => {
     for (const name of ["default", "small", "paper", "tiny"]) assert.ok(byName[name], name);
     assert.match(byName.default.files[0].source, /^hf:.*Qwen2\.5-Coder-7B-Instruct.*\.gguf$/);
     assert.equal(byName.default.files[0].path, path.join(scratch, "empty", "Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf"));
-    assert.deepEqual(byName.paper.files.map((file: { kind: string; roles: string[] }) => `${file.kind}:${file.roles.join("/")}`), ["model:td/rt/cg", "adapter:td", "adapter:cg"]);
+    assert.deepEqual(byName.paper.files.map((file: { kind: string; roles: string[] }) => `${file.kind}:${file.roles.join("/")}`), ["model:td/rt/cg", "adapter:td", "adapter:cg", "embedding:"]);
+    assert.match(byName.paper.files[3].path, /bge-small-en-v1\.5-q8_0\.gguf$/, "the document index's embedding model comes with the profile");
   });
 
   test("pull without --yes and without a terminal asks nothing, downloads nothing, exits 2", async () => {
