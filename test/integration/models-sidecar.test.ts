@@ -14,6 +14,7 @@ import { SidecarProcess } from "../../sidecar/src/client/sidecarProcess";
 import type { PullProgress } from "../../sidecar/src/protocol";
 import { convertHfLlamaToGguf } from "../../sidecar/src/peft/hfLlamaToGguf";
 import { sidecarPath } from "../helpers/testModels";
+import { rpcError } from "../helpers/rpcError";
 
 const fixtureDir = path.resolve(import.meta.dirname, "../fixtures/peft");
 let scratch: string;
@@ -23,15 +24,6 @@ let slow = false;
 let base: Buffer;
 let big: Buffer;
 const sidecars: SidecarProcess[] = [];
-
-async function rpcError(promise: Promise<unknown>): Promise<{ message: string; data?: { code: string } }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { message: string; data?: { code: string } };
-  }
-  assert.fail("the request was expected to fail");
-}
 
 async function start(settings: object): Promise<SidecarProcess> {
   const sidecar = await SidecarProcess.start({ sidecarPath, settings: { manifestPath: path.join(scratch, "manifest.json"), modelsDir: path.join(scratch, "models"), threads: 1, ...settings } });

@@ -13,6 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { SidecarProcess } from "../../sidecar/src/client/sidecarProcess";
 import type { ProgramSnapshot } from "../../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath, type TestModelSetup } from "../helpers/testModels";
+import { rpcError } from "../helpers/rpcError";
 
 const REQUIREMENT = "Count steps from a wrist accelerometer signal and report them every minute";
 
@@ -24,15 +25,6 @@ async function start(): Promise<SidecarProcess> {
   const sidecar = await SidecarProcess.start({ sidecarPath, settings: { manifestPath: setup.manifestPath, threads: 1 } });
   sidecars.push(sidecar);
   return sidecar;
-}
-
-async function rpcError(promise: Promise<unknown>): Promise<{ message: string; data?: { code: string } }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { message: string; data?: { code: string } };
-  }
-  assert.fail("the request was expected to fail");
 }
 
 before(async () => {

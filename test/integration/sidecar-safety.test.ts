@@ -10,22 +10,13 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { SidecarProcess } from "../../sidecar/src/client/sidecarProcess";
-import type { ErrorInfo } from "../../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath, type TestModelSetup } from "../helpers/testModels";
+import { rpcError } from "../helpers/rpcError";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG and report the heart rate";
 let setup: TestModelSetup;
 let sidecar: SidecarProcess;
 let scratch: string;
-
-async function rpcError(promise: Promise<unknown>): Promise<{ code: number; message: string; data?: ErrorInfo }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { code: number; message: string; data?: ErrorInfo };
-  }
-  assert.fail("the request was expected to fail");
-}
 
 before(async () => {
   setup = await setUpTestModels();

@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { SidecarProcess } from "../../sidecar/src/client/sidecarProcess";
 import type { JobEvent } from "../../sidecar/src/protocol";
 import { setUpTestModels, sidecarPath, type TestModelSetup } from "../helpers/testModels";
+import { rpcError } from "../helpers/rpcError";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG from the MIT-BIH database and report the heart rate";
 
@@ -19,15 +20,6 @@ let setup: TestModelSetup;
 let sidecar: SidecarProcess;
 let scratch: string;
 const logs: string[] = [];
-
-async function rpcError(promise: Promise<unknown>): Promise<{ code: number; message: string; data?: { code: string } }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { code: number; message: string; data?: { code: string } };
-  }
-  assert.fail("the request was expected to fail");
-}
 
 function types(events: JobEvent[]): string[] {
   return events.map((event) => event.type);

@@ -12,20 +12,12 @@ import { after, before, describe, test } from "node:test";
 import { SidecarProcess } from "../../sidecar/src/client/sidecarProcess";
 import type { JobEvent } from "../../sidecar/src/protocol";
 import { cliPath, setUpTestModels, sidecarPath, type TestModelSetup } from "../helpers/testModels";
+import { rpcError } from "../helpers/rpcError";
 
 const REQUIREMENT = "Detect heartbeats in a single-lead ECG and report the heart rate";
 let setup: TestModelSetup;
 let sidecar: SidecarProcess;
 let scratch: string;
-
-async function rpcError(promise: Promise<unknown>): Promise<{ data?: { code: string }; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { data?: { code: string }; message: string };
-  }
-  assert.fail("the request was expected to fail");
-}
 
 before(async () => {
   assert.ok(existsSync(sidecarPath), "run `npm run build` first");
