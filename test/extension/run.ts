@@ -23,19 +23,21 @@ const { values } = parseArgs({ options: { only: { type: "string", multiple: true
 const wanted = (part: string) => (values.only ? values.only.includes(part) : !(part === "vsix" && values["skip-vsix"]));
 
 requireCodeServer();
-const results: { part: string; ok: boolean; seconds: number }[] = [];
-async function part(name: string, body: () => Promise<number> | number): Promise<void> {
+const results: { part: string; ok: boolean; seconds: number; failures?: string }[] = [];
+type PartOutcome = number | { code: number; failures: string };
+async function part(name: string, body: () => Promise<PartOutcome> | PartOutcome): Promise<void> {
   if (!wanted(name)) return;
   const started = Date.now();
   console.log(`\n=== extension tests: ${name} ===`);
-  let code: number;
+  let outcome: PartOutcome;
   try {
-    code = await body();
+    outcome = await body();
   } catch (error) {
     console.error(error);
-    code = 1;
+    outcome = 1;
   }
-  results.push({ part: name, ok: code === 0, seconds: (Date.now() - started) / 1000 });
+  const { code, failures } = typeof outcome === "number" ? { code: outcome, failures: undefined } : outcome;
+  results.push({ part: name, ok: code === 0, seconds: (Date.now() - started) / 1000, failures: failures || undefined });
 }
 
 execFileSync(process.execPath, [path.join(REPO_ROOT, "test", "extension", "build.mjs")], { stdio: "inherit" });
@@ -52,6 +54,8 @@ await part("restricted", () => runSuite({ restricted: true }));
 await part("ui", () => runUiTest());
 await part("vsix", () => runVsixTest());
 
+// Repeated here because a CI log is often read from its tail.
+for (const result of results.filter((r) => !r.ok && r.failures)) console.log(`\n--- ${result.part}: what failed ---\n${result.failures}`);
 console.log("\n=== extension tests: summary ===");
 for (const result of results) console.log(`  ${result.ok ? "PASS" : "FAIL"}  ${result.part.padEnd(6)} ${result.seconds.toFixed(1)} s`);
 console.log("  screenshots: .test-artifacts/extension-ui/, .test-artifacts/extension-vsix/ (failures: .test-artifacts/extension/)");

@@ -57,6 +57,8 @@ export interface RunExtensionTestsOptions {
   workspaceTrust?: boolean;
   /** Receives each extension-host/workbench log line (default: written to stdout). */
   onLog?: (level: string, message: string) => void;
+  /** Also receives each log line, whichever printer prints it (e.g. to keep mocha's failures for a summary). */
+  observeLog?: (level: string, message: string) => void;
   /** Also print browser console messages and code-server output (or set GPIOT_VSCODE_VERBOSE=1). */
   verbose?: boolean;
   /** Aborting stops the run early (exit code EXIT_ABORTED), still cleaning up. */
@@ -203,12 +205,16 @@ async function saveArtifacts(
  */
 export async function runExtensionTestsInCodeServer(opts: RunExtensionTestsOptions): Promise<number> {
   const verbose = opts.verbose ?? process.env.GPIOT_VSCODE_VERBOSE === "1";
-  const onLog =
+  const print =
     opts.onLog ??
     ((level: string, message: string) => {
       if (!verbose && WORKBENCH_NOISE.some((re) => re.test(message))) return;
       defaultLog(level, message);
     });
+  const onLog = (level: string, message: string) => {
+    opts.observeLog?.(level, message);
+    print(level, message);
+  };
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
   let server: CodeServerHandle | undefined;
