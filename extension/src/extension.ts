@@ -61,6 +61,8 @@ export interface GpiotExtensionApi {
   readonly downloads: ModelDownloads;
   readonly gpuRuntimes: GpuRuntimes;
   readonly proposals: ProposalReviews;
+  /** The content provider of the gpiot-stream: documents. */
+  readonly streams: StreamDocuments;
   readonly recovery: EngineRecovery;
   readonly tree: TaskTree;
   readonly ui: Ui;
@@ -224,6 +226,7 @@ export function activate(context: vscode.ExtensionContext): GpiotExtensionApi {
     downloads,
     gpuRuntimes,
     proposals,
+    streams,
     recovery,
     tree,
     ui,

@@ -105,7 +105,14 @@ export class StreamDocuments implements vscode.TextDocumentContentProvider, vsco
         if (program) this.schedule(program);
       }, 300);
     });
-    this.subscription = vscode.Disposable.from(changes, ends);
+    // VS Code asks for the content before the document joins workspace.textDocuments; a change in
+    // between would find no open document to refresh, so render once more when it has joined.
+    const opens = vscode.workspace.onDidOpenTextDocument((document) => {
+      if (document.uri.scheme !== STREAM_SCHEME) return;
+      const program = store.get(document.uri.path.split("/")[1]);
+      if (program) this.schedule(program);
+    });
+    this.subscription = vscode.Disposable.from(changes, ends, opens);
   }
 
   /** Which stream documents of this program are open in VS Code. */

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as vscode from "vscode";
+import { streamUri } from "../../../extension/src/streamDocuments";
 import type { SynthesizeResult } from "../../../extension/src/synthesizeCommand";
-import { answer, closeAllEditors, flatten, getApi, partialFolders, REQUIREMENTS, waitFor, workspaceDir } from "./helpers";
+import { answer, closeAllEditors, flatten, getApi, partialFolders, REQUIREMENTS, sleep, waitFor, workspaceDir } from "./helpers";
 
 suite("GPIoT: Synthesize Program", () => {
   suiteSetup(closeAllEditors);
@@ -64,9 +65,39 @@ suite("GPIoT: Synthesize Program", () => {
     assert.match(codeDocument.getText(), /# --- Sub-task 1: /);
     // The stream editors follow the job to its end.
     const finalText = () => !/being written|queued|no code yet/.test(codeDocument.getText());
-    await waitFor(`the code stream to show the final code (it shows: ${codeDocument.getText().slice(0, 300)})`, () => finalText(), 10_000);
+    await waitFor(() => `the code stream to show the final code (it shows: ${codeDocument.getText().slice(0, 300)})`, () => finalText(), 10_000);
     await waitFor("main.py in the active editor", () => vscode.window.activeTextEditor?.document.uri.fsPath === path.join(result.outDir!, "main.py"));
     assert.ok(api.ui.messages.some((message) => message.kind === "status" && message.message.startsWith("GPIoT wrote")), "the user is told where the files are, in the status bar");
+  });
+
+  test("a stream editor shows a change made while VS Code was opening it", async () => {
+    const api = await getApi();
+    const result = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.temperature, constraints: "", outDir: path.join(workspaceDir(), "programs", "stream-race"), openEditors: false });
+    assert.equal(result.status, "finished", result.error?.message);
+    const program = api.store.get(result.programUid!)!;
+    const uri = streamUri(program, "code");
+    await sleep(1000); // past the refresh that follows a job's end
+    // VS Code asks for the content first and lists the document as open only afterwards: a change
+    // in between (here made by the first request itself) must still reach the editor.
+    const streams = api.streams;
+    const provide = streams.provideTextDocumentContent.bind(streams);
+    let changed = false;
+    streams.provideTextDocumentContent = (asked: vscode.Uri) => {
+      const text = provide(asked);
+      if (!changed && asked.toString() === uri.toString()) {
+        changed = true;
+        program.requirement = `${program.requirement} (revised)`;
+        api.store.touch(program);
+      }
+      return text;
+    };
+    try {
+      const document = await vscode.workspace.openTextDocument(uri);
+      assert.ok(changed, "the content was asked for");
+      await waitFor("the stream editor to show the revised requirement", () => document.getText().startsWith(`# GPIoT: ${program.requirement}\n`), 10_000);
+    } finally {
+      delete (streams as Partial<Pick<typeof streams, "provideTextDocumentContent">>).provideTextDocumentContent;
+    }
   });
 
   test("an existing folder is never overwritten without asking", async () => {
