@@ -13,6 +13,7 @@ import path from "node:path";
 import * as vscode from "vscode";
 import type { ReviewMode } from "../../sidecar/src/protocol";
 import { configuredOutputFolder, firstWorkspaceFolder, openStreamingEditors, programFolderName, reviewMode } from "./config";
+import { readOwnership } from "../../sidecar/src/shared/programManifest";
 import { freshProgramFolder, isNonEmptyDirectory } from "./outputFolders";
 import type { Jobs, StartedJob } from "./jobs";
 import { short } from "./jobs";
@@ -60,10 +61,20 @@ export async function chooseProgramFolder(ui: Ui, requirement: string, requested
     const workspace = firstWorkspaceFolder();
     const outDir = path.isAbsolute(requested) ? path.normalize(requested) : path.resolve(workspace ?? process.cwd(), requested);
     if (!overwrite && (await isNonEmptyDirectory(outDir))) {
+      // The engine replaces only a folder it wrote: never offer to overwrite anything else.
+      if (!(await readOwnership(outDir))) {
+        const alternative = await freshProgramFolder(path.dirname(outDir), path.basename(outDir));
+        const useNew = await ui.confirm(
+          vscode.l10n.t("The folder {0} already exists and GPIoT did not write it, so GPIoT will not replace it. Write the program into {1} instead?", outDir, alternative),
+          vscode.l10n.t("Use New Folder"),
+          vscode.l10n.t("Nothing in {0} is changed.", outDir),
+        );
+        return useNew ? { outDir: alternative, overwrite: false } : undefined;
+      }
       const ok = await ui.confirm(
-        vscode.l10n.t("The folder {0} already exists and is not empty. Replace its contents with the generated program?", outDir),
+        vscode.l10n.t("The folder {0} already exists and holds a program GPIoT wrote. Replace it with the generated program?", outDir),
         vscode.l10n.t("Overwrite"),
-        vscode.l10n.t("The old folder is replaced only once the new program is completely written."),
+        vscode.l10n.t("Files you added there are kept, and you are asked before a file you changed is replaced. The old folder is replaced only once the new program is completely written."),
       );
       if (!ok) return undefined;
       return { outDir, overwrite: true };

@@ -11,7 +11,8 @@
 import { randomUUID } from "node:crypto";
 import { describeCitation, type Citation, type CodeArtifact, type ResourceLimits, type SubTask, type TaskSpec } from "../schemas";
 import { runSignature } from "./codeGeneration";
-import { PROGRAM_MANIFEST, sha256 } from "./outputFolder";
+import { PROGRAM_MANIFEST } from "../shared/programManifest";
+import { sha256 } from "./outputFolder";
 import { pythonIdentifier } from "./pythonNames";
 import { renderSpecMarkdown } from "./requirementTransformation";
 import { shippedPythonSource } from "../verify/pythonFiles";

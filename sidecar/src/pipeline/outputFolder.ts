@@ -14,10 +14,8 @@ import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync
 import os from "node:os";
 import path from "node:path";
 import type { OutputProblem, OverwriteMode } from "../protocol";
-import { WRITE_MARKER, isSafeRelativePath, parseWriteMarker, writerMayBeAlive, type WriteMarker } from "../shared/interruptedWrites";
-
-/** The manifest every program folder carries; its `files` make the folder recognisably GPIoT's. */
-export const PROGRAM_MANIFEST = "gpiot.json";
+import { WRITE_MARKER, parseWriteMarker, writerMayBeAlive, type WriteMarker } from "../shared/interruptedWrites";
+import { PROGRAM_MANIFEST, parseOwnership, type ProgramOwnership } from "../shared/programManifest";
 
 export type OutputFolderErrorCode = "OUTPUT_EXISTS" | "OUTPUT_FILES_CHANGED" | "OUTPUT_FORBIDDEN" | "OUTPUT_UNWRITABLE";
 
@@ -34,40 +32,9 @@ export class OutputFolderError extends Error {
   }
 }
 
-export interface OwnedFile {
-  path: string;
-  sha256: string;
-}
-
-export interface ProgramOwnership {
-  programId: string;
-  files: OwnedFile[];
-}
-
 export function sha256(content: string | Buffer): string {
   return createHash("sha256").update(content).digest("hex");
 }
-
-/** The program id and file list of a `gpiot.json`, or null when it is not a GPIoT manifest. */
-export function parseOwnership(manifestText: string): ProgramOwnership | null {
-  let manifest: unknown;
-  try {
-    manifest = JSON.parse(manifestText);
-  } catch {
-    return null;
-  }
-  if (typeof manifest !== "object" || manifest === null) return null;
-  const { programId, files } = manifest as { programId?: unknown; files?: unknown };
-  if (typeof programId !== "string" || !programId || !Array.isArray(files)) return null;
-  const owned: OwnedFile[] = [];
-  for (const file of files) {
-    const { path: filePath, sha256: hash } = (file ?? {}) as { path?: unknown; sha256?: unknown };
-    if (typeof filePath !== "string" || typeof hash !== "string" || !isSafeRelativePath(filePath)) return null;
-    owned.push({ path: filePath, sha256: hash });
-  }
-  return { programId, files: owned };
-}
-
 
 function errnoOf(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;

@@ -27,7 +27,8 @@ import {
   removeStaging,
   type WriteMarker,
 } from "../shared/interruptedWrites";
-import { PROGRAM_MANIFEST, filesystemProblem, parseOwnership, planOutputFolder } from "./outputFolder";
+import { PROGRAM_MANIFEST, parseOwnership } from "../shared/programManifest";
+import { filesystemProblem, planOutputFolder } from "./outputFolder";
 import { CancelledError, throwIfCancelled } from "./structuredGeneration";
 
 export { OutputFolderError } from "./outputFolder";

@@ -110,23 +110,34 @@ suite("GPIoT: Synthesize Program", () => {
     const refused = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir, openEditors: false });
     assert.equal(refused.status, "aborted");
     assert.equal(readFileSync(path.join(outDir, "notes.txt"), "utf8"), "mine");
-    assert.ok(api.ui.messages.some((message) => message.modal && /already exists/.test(message.message)), "the user was asked");
+    // GPIoT did not write that folder, so the question offers a new folder beside it, never Overwrite.
+    const question = api.ui.messages.find((message) => message.modal && message.message.includes(outDir) && /already exists/.test(message.message));
+    assert.ok(question, "the user was asked");
+    assert.match(question.message, /GPIoT did not write it/);
+    assert.deepEqual(question.items, ["Use New Folder"]);
 
-    // Even after "Overwrite", a folder GPIoT did not write is not replaced: the engine refuses it.
-    answer(api, [[/already exists/, "Overwrite"]]);
-    const notOurs = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir, openEditors: false });
+    // A caller that insists (overwrite: true skips the question) is refused by the engine.
+    const notOurs = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir, overwrite: true, openEditors: false });
     assert.equal(notOurs.status, "failed");
     assert.equal(notOurs.error?.code, "OUTPUT_EXISTS", notOurs.error?.message);
     assert.deepEqual(readdirSync(outDir), ["notes.txt"]);
     assert.equal(readFileSync(path.join(outDir, "notes.txt"), "utf8"), "mine");
 
+    answer(api, [[/GPIoT did not write it/, "Use New Folder"]]);
+    const beside = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir, openEditors: false });
+    assert.equal(beside.status, "finished", beside.error?.message);
+    assert.equal(beside.outDir, `${outDir}-2`);
+    assert.deepEqual(readdirSync(outDir), ["notes.txt"]);
+
     // A folder GPIoT wrote is replaced after the question; the files the user added there stay.
+    answer(api, [[/holds a program GPIoT wrote/, "Overwrite"]]);
     const ours = path.join(workspaceDir(), "programs", "replace-me");
     const first = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir: ours, openEditors: false });
     assert.equal(first.status, "finished", first.error?.message);
     writeFileSync(path.join(ours, "notes.txt"), "mine");
     const replaced = await vscode.commands.executeCommand<SynthesizeResult>("gpiot.synthesize", { requirement: REQUIREMENTS.audio, constraints: "", outDir: ours, openEditors: false });
     assert.equal(replaced.status, "finished", replaced.error?.message);
+    assert.ok(api.ui.messages.some((message) => message.modal && message.message.includes(ours) && message.items.includes("Overwrite")), "asked before replacing");
     assert.equal(readFileSync(path.join(ours, "notes.txt"), "utf8"), "mine");
     assert.ok(existsSync(path.join(ours, "main.py")));
   });
