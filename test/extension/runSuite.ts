@@ -2,16 +2,16 @@
  * Runs the mocha suite (dist/test/extension/suite/index.cjs) in code-server against a fresh
  * workspace. `tsx test/extension/runSuite.ts [--grep PATTERN]`; exit code = the suite's.
  */
+import path from "node:path";
+import { MochaFailureDigest } from "../vscode/mochaFailures";
+import { runExtensionTestsInCodeServer } from "../vscode/runInCodeServer";
+import { ARTIFACTS_DIR, createTestWorkspace, gpiotTestSettings, REPO_ROOT, requireCodeServer } from "./workspace";
+
 export interface SuiteResult {
   code: number;
   /** Mocha's failing section (titles, errors, short stacks), "" when none failed. */
   failures: string;
 }
-
-import path from "node:path";
-import { MochaFailureDigest } from "../vscode/mochaFailures";
-import { runExtensionTestsInCodeServer } from "../vscode/runInCodeServer";
-import { ARTIFACTS_DIR, createTestWorkspace, gpiotTestSettings, REPO_ROOT, requireCodeServer } from "./workspace";
 
 export async function runSuite(options: { grep?: string; timeoutMs?: number; restricted?: boolean } = {}): Promise<SuiteResult> {
   requireCodeServer();
