@@ -64,9 +64,12 @@ export interface LlamaServerOptions {
   extraArgs?: string[];
 }
 
+const LOG_KEPT_CHARS = 256 * 1024;
+
 export class LlamaServer {
   private output = "";
   private exited = false;
+  private readonly logWaiters = new Set<() => void>();
 
   private constructor(
     readonly child: ChildProcess,
@@ -79,7 +82,8 @@ export class LlamaServer {
   }
 
   private keep(text: string): void {
-    this.output = (this.output + text).slice(-8000);
+    this.output = (this.output + text).slice(-LOG_KEPT_CHARS);
+    for (const waiter of [...this.logWaiters]) waiter();
   }
 
   get root(): string {
@@ -98,6 +102,30 @@ export class LlamaServer {
   /** The end of the server's log (for failure messages). */
   get log(): string {
     return this.output;
+  }
+
+  /**
+   * Resolves once the log matches. llama.cpp writes its log from a worker thread, so a line can reach
+   * this process after an HTTP answer that the server gave later (the slots going idle, say).
+   */
+  waitForLog(pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!pattern.test(this.output)) return;
+        done();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`llama-server did not log ${pattern} within ${timeoutMs} ms; its log ends:\n${this.output.slice(-2000)}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.logWaiters.delete(check);
+      };
+      this.logWaiters.add(check);
+      check();
+    });
   }
 
   static async start(options: LlamaServerOptions): Promise<LlamaServer> {
